@@ -1,0 +1,537 @@
+/* cfg: see cfg.h. Every key lives in one table: name, type, default,
+ * bounds and whether SIGHUP reloads it. Parsing, --check-config and the
+ * documentation all follow the table. */
+#include "cfg.h"
+
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <librdkafka/rdkafka.h>
+
+enum ktype { K_STR, K_FILE, K_URL, K_INT, K_DOUBLE, K_LEVEL };
+
+struct key {
+    const char *name;
+    enum ktype type;
+    size_t off;
+    const char *def; /* NULL: unset */
+    long min, max;
+    bool reload;
+};
+
+#define F(field) offsetof(struct cfg, field)
+static const struct key keys[] = {
+    {"topic.events", K_STR, F(topic_events), "broadworks.provisioning.events", 0, 0, false},
+    {"topic.results", K_STR, F(topic_results), "broadworks.provisioning.results", 0, 0, false},
+    {"topic.dlq", K_STR, F(topic_dlq), "broadworks.provisioning.dlq", 0, 0, false},
+    {"topic.state", K_STR, F(topic_state), "broadworks.provisioning.state", 0, 0, false},
+    {"webex.base_url", K_URL, F(webex_base_url), "https://webexapis.com/v1", 0, 0, false},
+    {"webex.access_token_file", K_FILE, F(webex_access_token_file), NULL, 0, 0, true},
+    {"webex.client_id", K_STR, F(webex_client_id), NULL, 0, 0, false},
+    {"webex.client_secret_file", K_FILE, F(webex_client_secret_file), NULL, 0, 0, false},
+    {"webex.refresh_token_file", K_FILE, F(webex_refresh_token_file), NULL, 0, 0, false},
+    {"webex.ca_file", K_FILE, F(webex_ca_file), NULL, 0, 0, false},
+    {"webex.max_in_flight", K_INT, F(webex_max_in_flight), "64", 1, 65536, false},
+    {"webex.timeout_ms", K_INT, F(webex_timeout_ms), "30000", 100, 3600000, false},
+    {"webex.rate_limit", K_DOUBLE, F(webex_rate_limit), "0", 0, 1000000, true},
+    {"retry.max_attempts", K_INT, F(retry_max_attempts), "10", 1, 1000, true},
+    {"retry.backoff_initial_ms", K_INT, F(retry_backoff_initial_ms), "500", 1, 3600000, true},
+    {"retry.backoff_max_ms", K_INT, F(retry_backoff_max_ms), "60000", 1, 3600000, true},
+    {"pipeline.max_pending", K_INT, F(pipeline_max_pending), "10000", 1, 10000000, false},
+    {"pipeline.workers", K_INT, F(pipeline_workers), "0", 0, 256, false},
+    {"shutdown.grace_ms", K_INT, F(shutdown_grace_ms), "10000", 0, 3600000, false},
+    {"startup.timeout_ms", K_INT, F(startup_timeout_ms), "60000", 100, 3600000, false},
+    {"log.level", K_LEVEL, F(log_level), "info", 0, 0, true},
+};
+#undef F
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const struct key *key_find(const char *name)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+static char **str_field(struct cfg *c, const struct key *k)
+{
+    return (char **)((char *)c + k->off);
+}
+
+static const char *const *cstr_field(const struct cfg *c, const struct key *k)
+{
+    return (const char *const *)((const char *)c + k->off);
+}
+
+static int fail(char *err, size_t errlen, const char *where, const char *key, const char *fmt,
+                ...) __attribute__((format(printf, 5, 6)));
+
+static int fail(char *err, size_t errlen, const char *where, const char *key, const char *fmt, ...)
+{
+    char why[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    snprintf(err, errlen, "%s: %s: %s", where, key, why);
+    return -1;
+}
+
+static bool host_is_loopback(const char *host)
+{
+    return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+           strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0;
+}
+
+/* https anywhere; plain http only to loopback, where nothing can listen in. */
+static const char *check_url(const char *value)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    const char *why = NULL;
+
+    if (!u)
+        return "out of memory";
+    if (curl_url_set(u, CURLUPART_URL, value, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+        why = "not a valid URL";
+    else if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0)
+        why = "scheme must be https";
+    else if (strcmp(scheme, "http") == 0 && !host_is_loopback(host))
+        why = "plain http:// is only allowed to a loopback host; use https://";
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return why;
+}
+
+static int parse_long(const char *value, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (errno || end == value || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int set_typed(struct cfg *c, const struct key *k, const char *value, const char *where,
+                     char *err, size_t errlen)
+{
+    void *field = (char *)c + k->off;
+    long lv;
+    double dv;
+    char *end;
+
+    switch (k->type) {
+    case K_URL: {
+        const char *why = check_url(value);
+        if (why)
+            return fail(err, errlen, where, k->name, "%s", why);
+    }
+    /* fall through */
+    case K_STR:
+    case K_FILE:
+        /* Empty unsets an optional key; a key with a default needs a value. */
+        if (*value == '\0' && k->def)
+            return fail(err, errlen, where, k->name, "%s", "must not be empty");
+        free(*str_field(c, k));
+        *str_field(c, k) = *value ? strdup(value) : NULL;
+        return 0;
+    case K_INT:
+        if (parse_long(value, &lv) != 0)
+            return fail(err, errlen, where, k->name, "'%s' is not an integer", value);
+        if (lv < k->min || lv > k->max)
+            return fail(err, errlen, where, k->name, "%s is out of range %ld..%ld", value, k->min,
+                        k->max);
+        *(long *)field = lv;
+        return 0;
+    case K_DOUBLE:
+        errno = 0;
+        dv = strtod(value, &end);
+        if (errno || end == value || *end != '\0' || !isfinite(dv) || dv < (double)k->min ||
+            dv > (double)k->max)
+            return fail(err, errlen, where, k->name, "'%s' is not a number >= 0", value);
+        *(double *)field = dv;
+        return 0;
+    case K_LEVEL:
+        if (log_level_parse(value, (int *)field) != 0)
+            return fail(err, errlen, where, k->name,
+                        "'%s' is not one of debug|info|notice|warning|err", value);
+        return 0;
+    }
+    return fail(err, errlen, where, k->name, "%s", "internal error");
+}
+
+/* Validates a librdkafka property on a scratch configuration, so a typo is
+ * reported with its file:line at load time rather than at client creation. */
+static int check_kafka_prop(const char *name, const char *value, char *why, size_t whylen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_res_t r = rd_kafka_conf_set(conf, name, value, why, whylen);
+    rd_kafka_conf_destroy(conf);
+    return r == RD_KAFKA_CONF_OK ? 0 : -1;
+}
+
+static int set_kafka(struct cfg *c, const char *key, const char *value, const char *where,
+                     char *err, size_t errlen)
+{
+    enum cfg_kafka_scope scope = CFG_KAFKA_BOTH;
+    const char *name = key + strlen("kafka.");
+    char why[256];
+
+    if (strncmp(name, "consumer.", 9) == 0) {
+        scope = CFG_KAFKA_CONSUMER;
+        name += 9;
+    } else if (strncmp(name, "producer.", 9) == 0) {
+        scope = CFG_KAFKA_PRODUCER;
+        name += 9;
+    } else if (strcmp(name, "group.id") == 0) {
+        scope = CFG_KAFKA_CONSUMER; /* a consumer-only property */
+    }
+    if (*name == '\0')
+        return fail(err, errlen, where, key, "%s", "missing librdkafka property name");
+    if (check_kafka_prop(name, value, why, sizeof(why)) != 0)
+        return fail(err, errlen, where, key, "%s", why);
+
+    for (size_t i = 0; i < c->n_kafka; i++) {
+        struct cfg_kafka_prop *p = &c->kafka[i];
+        if (p->scope == scope && strcmp(p->name, name) == 0) {
+            char *v = strdup(value), *w = strdup(where);
+            if (!v || !w) {
+                free(v);
+                free(w);
+                return fail(err, errlen, where, key, "%s", "out of memory");
+            }
+            free(p->value);
+            free(p->where);
+            p->value = v;
+            p->where = w;
+            return 0;
+        }
+    }
+    struct cfg_kafka_prop *n = realloc(c->kafka, (c->n_kafka + 1) * sizeof(*n));
+    if (!n)
+        return fail(err, errlen, where, key, "%s", "out of memory");
+    c->kafka = n;
+    n[c->n_kafka] = (struct cfg_kafka_prop){scope, strdup(name), strdup(value), strdup(where)};
+    c->n_kafka++;
+    return 0;
+}
+
+int cfg_set(struct cfg *c, const char *key, const char *value, const char *where, char *err,
+            size_t errlen)
+{
+    if (strncmp(key, "kafka.", 6) == 0)
+        return set_kafka(c, key, value, where, err, errlen);
+    const struct key *k = key_find(key);
+    if (!k)
+        return fail(err, errlen, where, key, "%s", "unknown key");
+    return set_typed(c, k, value, where, err, errlen);
+}
+
+void cfg_init(struct cfg *c)
+{
+    char err[256];
+
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (keys[i].def)
+            (void)set_typed(c, &keys[i], keys[i].def, "default", err, sizeof(err));
+    (void)set_kafka(c, "kafka.group.id", "bwprovd", "default", err, sizeof(err));
+}
+
+void cfg_free(struct cfg *c)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (keys[i].type == K_STR || keys[i].type == K_FILE || keys[i].type == K_URL)
+            free(*str_field(c, &keys[i]));
+    for (size_t i = 0; i < c->n_kafka; i++) {
+        free(c->kafka[i].name);
+        free(c->kafka[i].value);
+        free(c->kafka[i].where);
+    }
+    free(c->kafka);
+    memset(c, 0, sizeof(*c));
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+/* '#' starts a comment at the start of a line or after whitespace, so a
+ * value such as a SASL mechanism list may still contain '#'. */
+static void strip_comment(char *line)
+{
+    for (char *p = line; *p; p++) {
+        if (*p == '#' && (p == line || isspace((unsigned char)p[-1]))) {
+            *p = '\0';
+            return;
+        }
+    }
+}
+
+struct seen {
+    char **keys;
+    long *lines;
+    size_t n;
+};
+
+static long seen_before(struct seen *s, const char *key, long line)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->keys[i], key) == 0)
+            return s->lines[i];
+    char **k = realloc(s->keys, (s->n + 1) * sizeof(*k));
+    if (k)
+        s->keys = k;
+    long *l = realloc(s->lines, (s->n + 1) * sizeof(*l));
+    if (l)
+        s->lines = l;
+    if (k && l && (s->keys[s->n] = strdup(key)) != NULL)
+        s->lines[s->n++] = line;
+    return 0;
+}
+
+static void seen_free(struct seen *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->keys[i]);
+    free(s->keys);
+    free(s->lines);
+}
+
+static int parse_line(struct cfg *c, char *line, const char *path, long lineno, struct seen *seen,
+                      char *err, size_t errlen)
+{
+    char where[PATH_MAX + 32];
+    snprintf(where, sizeof(where), "%s:%ld", path, lineno);
+
+    strip_comment(line);
+    char *s = trim(line);
+    if (*s == '\0')
+        return 0;
+    char *eq = strchr(s, '=');
+    if (!eq) {
+        snprintf(err, errlen, "%s: expected 'key = value', got '%.64s'", where, s);
+        return -1;
+    }
+    *eq = '\0';
+    char *key = trim(s), *value = trim(eq + 1);
+    if (*key == '\0') {
+        snprintf(err, errlen, "%s: missing key before '='", where);
+        return -1;
+    }
+    long first = seen_before(seen, key, lineno);
+    if (first) {
+        snprintf(err, errlen, "%s: %s: set twice (first at line %ld)", where, key, first);
+        return -1;
+    }
+    return cfg_set(c, key, value, where, err, errlen);
+}
+
+static int load_file(struct cfg *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct seen seen = {0};
+    char line[8192];
+    long lineno = 0;
+    int rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(err, errlen, "%s:%ld: line longer than %zu bytes", path, lineno,
+                     sizeof(line) - 2);
+            rc = -1;
+            break;
+        }
+        rc = parse_line(c, line, path, lineno, &seen, err, errlen);
+    }
+    if (rc == 0 && ferror(f)) {
+        snprintf(err, errlen, "%s: read error", path);
+        rc = -1;
+    }
+    seen_free(&seen);
+    fclose(f);
+    return rc;
+}
+
+static int apply_override(struct cfg *c, const char *kv, char *err, size_t errlen)
+{
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv) {
+        snprintf(err, errlen, "-X %s: expected key=value", kv);
+        return -1;
+    }
+    char key[256];
+    size_t klen = (size_t)(eq - kv);
+    if (klen >= sizeof(key)) {
+        snprintf(err, errlen, "-X: key too long");
+        return -1;
+    }
+    memcpy(key, kv, klen);
+    key[klen] = '\0';
+    return cfg_set(c, key, eq + 1, "-X", err, errlen);
+}
+
+static int validate(const struct cfg *c, char *err, size_t errlen)
+{
+    if (c->retry_backoff_initial_ms > c->retry_backoff_max_ms) {
+        snprintf(err, errlen, "retry.backoff_initial_ms: %ld is above retry.backoff_max_ms %ld",
+                 c->retry_backoff_initial_ms, c->retry_backoff_max_ms);
+        return -1;
+    }
+    bool refresh = c->webex_client_id || c->webex_client_secret_file || c->webex_refresh_token_file;
+    bool refresh_all = c->webex_client_id && c->webex_client_secret_file &&
+                       c->webex_refresh_token_file;
+    if (refresh && !refresh_all) {
+        snprintf(err, errlen,
+                 "webex.client_id, webex.client_secret_file and webex.refresh_token_file must be "
+                 "set together");
+        return -1;
+    }
+    if (!c->webex_access_token_file && !refresh_all) {
+        snprintf(err, errlen,
+                 "webex.access_token_file: required (or the webex.client_id / "
+                 "webex.client_secret_file / webex.refresh_token_file trio)");
+        return -1;
+    }
+    return 0;
+}
+
+int cfg_load(struct cfg *c, const char *path, char *const *overrides, size_t n_overrides,
+             char *err, size_t errlen)
+{
+    if (load_file(c, path, err, errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < n_overrides; i++)
+        if (apply_override(c, overrides[i], err, errlen) != 0)
+            return -1;
+    return validate(c, err, errlen);
+}
+
+bool cfg_kafka_secret(const char *name)
+{
+    static const char *const words[] = {"password", "secret", "key.pem", "keystore", "token",
+                                        "sasl.oauthbearer.config", "ssl.key"};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strstr(name, words[i]))
+            return true;
+    return false;
+}
+
+static void dump_key(const struct cfg *c, const struct key *k, FILE *out)
+{
+    const void *field = (const char *)c + k->off;
+    switch (k->type) {
+    case K_STR:
+    case K_FILE:
+    case K_URL: {
+        const char *v = *cstr_field(c, k);
+        if (v)
+            fprintf(out, "%s = %s\n", k->name, v);
+        else
+            fprintf(out, "# %s is not set\n", k->name);
+        break;
+    }
+    case K_INT:
+        fprintf(out, "%s = %ld\n", k->name, *(const long *)field);
+        break;
+    case K_DOUBLE:
+        fprintf(out, "%s = %g\n", k->name, *(const double *)field);
+        break;
+    case K_LEVEL:
+        fprintf(out, "%s = %s\n", k->name, log_level_name(*(const int *)field));
+        break;
+    }
+}
+
+void cfg_dump(const struct cfg *c, FILE *out)
+{
+    static const char *const prefix[] = {"kafka.", "kafka.consumer.", "kafka.producer."};
+
+    for (size_t i = 0; i < N_KEYS; i++)
+        dump_key(c, &keys[i], out);
+    for (size_t i = 0; i < c->n_kafka; i++) {
+        const struct cfg_kafka_prop *p = &c->kafka[i];
+        const char *pre = strcmp(p->name, "group.id") == 0 ? "kafka." : prefix[p->scope];
+        fprintf(out, "%s%s = %s\n", pre, p->name,
+                cfg_kafka_secret(p->name) ? "(redacted)" : p->value);
+    }
+}
+
+bool cfg_key_reloadable(const char *key)
+{
+    const struct key *k = key_find(key);
+    return k && k->reload;
+}
+
+static bool key_differs(const struct cfg *a, const struct cfg *b, const struct key *k)
+{
+    switch (k->type) {
+    case K_STR:
+    case K_FILE:
+    case K_URL: {
+        const char *x = *cstr_field(a, k), *y = *cstr_field(b, k);
+        return (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
+    }
+    case K_INT:
+        return *(const long *)((const char *)a + k->off) !=
+               *(const long *)((const char *)b + k->off);
+    case K_DOUBLE:
+        return *(const double *)((const char *)a + k->off) !=
+               *(const double *)((const char *)b + k->off);
+    case K_LEVEL:
+        return *(const int *)((const char *)a + k->off) != *(const int *)((const char *)b + k->off);
+    }
+    return false;
+}
+
+static bool kafka_differs(const struct cfg *a, const struct cfg *b)
+{
+    if (a->n_kafka != b->n_kafka)
+        return true;
+    for (size_t i = 0; i < a->n_kafka; i++)
+        if (a->kafka[i].scope != b->kafka[i].scope || strcmp(a->kafka[i].name, b->kafka[i].name) ||
+            strcmp(a->kafka[i].value, b->kafka[i].value))
+            return true;
+    return false;
+}
+
+int cfg_restart_needed(const struct cfg *old_cfg, const struct cfg *new_cfg)
+{
+    int n = 0;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (!keys[i].reload && key_differs(old_cfg, new_cfg, &keys[i])) {
+            log_warn("reload: %s changed; it takes effect only after a restart", keys[i].name);
+            n++;
+        }
+    }
+    if (kafka_differs(old_cfg, new_cfg)) {
+        log_warn("reload: kafka.* settings changed; they take effect only after a restart");
+        n++;
+    }
+    return n;
+}

@@ -1,0 +1,76 @@
+/* cfg: bwprovd's configuration: one table of keys, a `key = value` file
+ * parser, -X overrides, validation and the --check-config dump.
+ *
+ * Not thread-safe: the main thread loads a struct cfg, then hands read-only
+ * copies (or the reloadable values) to other threads. */
+#ifndef BWPROVD_CFG_H
+#define BWPROVD_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define CFG_DEFAULT_PATH "/etc/bwprovd/bwprovd.conf"
+
+/* Where a kafka.* property goes. */
+enum cfg_kafka_scope { CFG_KAFKA_BOTH, CFG_KAFKA_CONSUMER, CFG_KAFKA_PRODUCER };
+
+struct cfg_kafka_prop {
+    enum cfg_kafka_scope scope;
+    char *name;  /* librdkafka property name, without the kafka.* prefix */
+    char *value;
+    char *where; /* "file:line" or "-X", for error messages */
+};
+
+struct cfg {
+    char *topic_events, *topic_results, *topic_dlq, *topic_state;
+    char *webex_base_url;
+    char *webex_access_token_file;
+    char *webex_client_id;
+    char *webex_client_secret_file;
+    char *webex_refresh_token_file;
+    char *webex_ca_file;
+    long webex_max_in_flight;
+    long webex_timeout_ms;
+    double webex_rate_limit;
+    long retry_max_attempts;
+    long retry_backoff_initial_ms;
+    long retry_backoff_max_ms;
+    long pipeline_max_pending;
+    long pipeline_workers; /* 0 until resolved: the number of CPUs */
+    long shutdown_grace_ms;
+    long startup_timeout_ms;
+    int log_level;
+
+    struct cfg_kafka_prop *kafka;
+    size_t n_kafka;
+};
+
+/* Fills c with the defaults. */
+void cfg_init(struct cfg *c);
+void cfg_free(struct cfg *c);
+
+/* Applies the file at path, then each "key=value" of overrides (-X), then
+ * validates. On error returns -1 with a message naming the key and
+ * "file:line" in err. A missing file is an error. */
+int cfg_load(struct cfg *c, const char *path, char *const *overrides, size_t n_overrides,
+             char *err, size_t errlen);
+
+/* Applies one "key = value" (exposed for tests). where names its origin. */
+int cfg_set(struct cfg *c, const char *key, const char *value, const char *where, char *err,
+            size_t errlen);
+
+/* Prints the effective configuration as a config file, secrets redacted. */
+void cfg_dump(const struct cfg *c, FILE *out);
+
+/* Whether SIGHUP can change key (false for unknown keys). */
+bool cfg_key_reloadable(const char *key);
+
+/* Reports (to log) keys whose value differs between old and new but need a
+ * restart; returns how many. */
+int cfg_restart_needed(const struct cfg *old_cfg, const struct cfg *new_cfg);
+
+/* Whether a kafka property holds a secret (password, secret, key material). */
+bool cfg_kafka_secret(const char *name);
+
+#endif

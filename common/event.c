@@ -1,0 +1,220 @@
+/* event: see event.h. */
+#include "event.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#define JSON_MAX_DEPTH 16
+
+const char *ev_type_name(enum ev_type t)
+{
+    switch (t) {
+    case EV_PROVISION:
+        return "workspace.provision";
+    case EV_UPDATE:
+        return "workspace.update";
+    case EV_REMOVE:
+        return "workspace.remove";
+    case EV_NONE:
+        break;
+    }
+    return NULL;
+}
+
+static enum ev_type type_from_name(const char *s)
+{
+    for (enum ev_type t = EV_PROVISION; t <= EV_REMOVE; t++)
+        if (strcmp(s, ev_type_name(t)) == 0)
+            return t;
+    return EV_NONE;
+}
+
+void ev_clear(struct ev_event *ev)
+{
+    free(ev->event_id);
+    free(ev->user_id);
+    free(ev->new_user_id);
+    free(ev->provisioning_id);
+    free(ev->sp_enterprise_id);
+    free(ev->display_name);
+    free(ev->phone);
+    free(ev->extension);
+    free(ev->workspace_id);
+    memset(ev, 0, sizeof(*ev));
+}
+
+struct ctx {
+    char *why;
+    size_t whylen;
+};
+
+static int reject(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int reject(struct ctx *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->why, c->whylen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Reads an optional string member into *out. Absent or null leaves it NULL;
+ * a wrong type, an embedded NUL, an empty required value or an oversize
+ * value is an error naming the field. */
+static int get_str(struct ctx *c, json_object *obj, const char *name, const char *path,
+                   size_t max, bool required, char **out)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(obj, name, &v) || json_object_is_type(v, json_type_null)) {
+        if (required)
+            return reject(c, "missing required field %s", path);
+        return 0;
+    }
+    if (!json_object_is_type(v, json_type_string))
+        return reject(c, "field %s must be a string", path);
+    const char *s = json_object_get_string(v);
+    size_t len = (size_t)json_object_get_string_len(v);
+    if (strlen(s) != len)
+        return reject(c, "field %s contains a NUL character", path);
+    if (required && len == 0)
+        return reject(c, "field %s must not be empty", path);
+    if (len > max)
+        return reject(c, "field %s is longer than %zu bytes", path, max);
+    *out = strdup(s);
+    if (!*out)
+        return reject(c, "out of memory reading %s", path);
+    return 0;
+}
+
+static json_object *parse_json(struct ctx *c, const void *value, size_t len)
+{
+    json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
+    if (!tok) {
+        reject(c, "%s", "out of memory");
+        return NULL;
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    json_object *obj = json_tokener_parse_ex(tok, value, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t used = json_tokener_get_parse_end(tok);
+    if (!obj || jerr != json_tokener_success) {
+        if (jerr == json_tokener_continue)
+            reject(c, "%s", "invalid JSON: truncated");
+        else
+            reject(c, "invalid JSON: %s", json_tokener_error_desc(jerr));
+        json_object_put(obj);
+        obj = NULL;
+    } else if (used != len && strspn((const char *)value + used, " \t\r\n") != len - used) {
+        reject(c, "%s", "invalid JSON: trailing data after the object");
+        json_object_put(obj);
+        obj = NULL;
+    }
+    json_tokener_free(tok);
+    return obj;
+}
+
+static void note_ignored(struct ev_event *ev, json_object *ws)
+{
+    static const char *const fixed[] = {"displayName", "spEnterpriseId", "provisioningId"};
+    size_t n = 0;
+    ev->ignored[0] = '\0';
+    for (size_t i = 0; i < 3; i++) {
+        if (!json_object_object_get_ex(ws, fixed[i], NULL))
+            continue;
+        int w = snprintf(ev->ignored + n, sizeof(ev->ignored) - n, "%s%s", n ? "," : "",
+                         fixed[i]);
+        if (w > 0)
+            n += (size_t)w;
+    }
+}
+
+static int parse_workspace(struct ctx *c, json_object *ws, struct ev_event *ev)
+{
+    bool prov = ev->type == EV_PROVISION;
+
+    if (get_str(c, ws, "userId", "workspace.userId", EV_MAX_USER_ID, true, &ev->user_id) ||
+        get_str(c, ws, "provisioningId", "workspace.provisioningId", EV_MAX_PROVISIONING_ID, prov,
+                &ev->provisioning_id) ||
+        get_str(c, ws, "spEnterpriseId", "workspace.spEnterpriseId", EV_MAX_ENTERPRISE_ID, prov,
+                &ev->sp_enterprise_id) ||
+        get_str(c, ws, "displayName", "workspace.displayName", EV_MAX_DISPLAY_NAME, prov,
+                &ev->display_name) ||
+        get_str(c, ws, "primaryPhoneNumber", "workspace.primaryPhoneNumber", EV_MAX_PHONE, false,
+                &ev->phone) ||
+        get_str(c, ws, "extension", "workspace.extension", EV_MAX_EXTENSION, false,
+                &ev->extension))
+        return -1;
+    if (ev->type == EV_UPDATE) {
+        if (get_str(c, ws, "newUserId", "workspace.newUserId", EV_MAX_USER_ID, false,
+                    &ev->new_user_id))
+            return -1;
+        if (ev->new_user_id && ev->new_user_id[0] == '\0')
+            return reject(c, "field %s must not be empty", "workspace.newUserId");
+        note_ignored(ev, ws);
+    }
+    return 0;
+}
+
+static int parse_object(struct ctx *c, json_object *root, struct ev_event *ev)
+{
+    json_object *ws;
+    char *type = NULL;
+
+    if (!json_object_is_type(root, json_type_object))
+        return reject(c, "%s", "event is not a JSON object");
+    /* eventId first, so even a rejection can name the event. */
+    if (get_str(c, root, "eventId", "eventId", EV_MAX_EVENT_ID, true, &ev->event_id))
+        return -1;
+    if (get_str(c, root, "type", "type", 64, true, &type))
+        return -1;
+    ev->type = type_from_name(type);
+    free(type);
+    if (ev->type == EV_NONE)
+        return reject(c, "%s", "unknown event type");
+    if (!json_object_object_get_ex(root, "workspace", &ws))
+        return reject(c, "missing required field %s", "workspace");
+    if (!json_object_is_type(ws, json_type_object))
+        return reject(c, "field %s must be an object", "workspace");
+    if (parse_workspace(c, ws, ev))
+        return -1;
+    if (ev->type != EV_PROVISION &&
+        get_str(c, root, "workspaceId", "workspaceId", EV_MAX_WORKSPACE_ID, false,
+                &ev->workspace_id))
+        return -1;
+    if (ev->workspace_id && ev->workspace_id[0] == '\0')
+        return reject(c, "field %s must not be empty", "workspaceId");
+    return 0;
+}
+
+int ev_parse(const void *key, size_t keylen, const void *value, size_t len, struct ev_event *ev,
+             char *why, size_t whylen)
+{
+    struct ctx c = {why, whylen};
+
+    memset(ev, 0, sizeof(*ev));
+    why[0] = '\0';
+    if (!value || len == 0)
+        return reject(&c, "%s", "empty message");
+    if (len > EV_MAX_BYTES)
+        return reject(&c, "%s", "message larger than 64 KiB");
+    json_object *root = parse_json(&c, value, len);
+    if (!root)
+        return -1;
+    int rc = parse_object(&c, root, ev);
+    json_object_put(root);
+    if (rc != 0)
+        return -1;
+    /* The key routes a user's events to one partition; a key that is not the
+     * userId would break per-user order, so it is not guessed at. */
+    if (!key)
+        return reject(&c, "%s", "null key (the key must be workspace.userId)");
+    if (keylen != strlen(ev->user_id) || memcmp(key, ev->user_id, keylen) != 0)
+        return reject(&c, "%s", "key does not match workspace.userId");
+    return 0;
+}

@@ -1,0 +1,93 @@
+/* keysched: see keysched.h. */
+#include "keysched.h"
+
+#include "hmap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct ks_key {
+    struct hmap_node node; /* first: the map hands back this pointer */
+    struct ks_job *head;   /* running job */
+    struct ks_job *tail;
+    size_t keylen;
+    char key[];
+};
+
+struct ks {
+    struct hmap map;
+};
+
+static bool key_eq(const struct hmap_node *n, const char *key, size_t len)
+{
+    const struct ks_key *k = (const struct ks_key *)n;
+    return k->keylen == len && memcmp(k->key, key, len) == 0;
+}
+
+struct ks *ks_new(void)
+{
+    struct ks *ks = calloc(1, sizeof(*ks));
+    if (ks && hmap_init(&ks->map, 1024) != 0) {
+        free(ks);
+        return NULL;
+    }
+    return ks;
+}
+
+static void free_key(struct hmap_node *n, void *arg)
+{
+    (void)arg;
+    free(n);
+}
+
+void ks_free(struct ks *ks)
+{
+    if (!ks)
+        return;
+    hmap_foreach(&ks->map, free_key, NULL);
+    hmap_destroy(&ks->map);
+    free(ks);
+}
+
+int ks_push(struct ks *ks, const char *key, size_t keylen, struct ks_job *j)
+{
+    uint64_t h = hmap_hash(key, keylen);
+    struct ks_key *k = (struct ks_key *)hmap_find(&ks->map, h, key, keylen, key_eq);
+
+    j->next = NULL;
+    if (k) {
+        k->tail->next = j;
+        k->tail = j;
+        return 0;
+    }
+    k = malloc(sizeof(*k) + keylen);
+    if (!k)
+        return -1;
+    k->head = k->tail = j;
+    k->keylen = keylen;
+    memcpy(k->key, key, keylen);
+    hmap_insert(&ks->map, &k->node, h);
+    return 1;
+}
+
+struct ks_job *ks_done(struct ks *ks, const char *key, size_t keylen)
+{
+    uint64_t h = hmap_hash(key, keylen);
+    struct ks_key *k = (struct ks_key *)hmap_find(&ks->map, h, key, keylen, key_eq);
+
+    if (!k)
+        return NULL;
+    struct ks_job *next = k->head->next;
+    if (!next) {
+        hmap_remove(&ks->map, &k->node);
+        free(k);
+        return NULL;
+    }
+    k->head = next;
+    return next;
+}
+
+size_t ks_keys(const struct ks *ks)
+{
+    return ks->map.count;
+}

@@ -1,0 +1,30 @@
+/* offsets: per-partition tracker of which consumed offsets are finished, so
+ * the consumer stores only the lowest unfinished offset: work completing out
+ * of order is never skipped after a crash. Not thread-safe: owned by the
+ * consumer thread. */
+#ifndef BWPROVD_OFFSETS_H
+#define BWPROVD_OFFSETS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct off_tracker;
+
+struct off_tracker *off_new(void);
+void off_free(struct off_tracker *t);
+
+/* Records a consumed offset; offsets must strictly increase (gaps are fine:
+ * compaction). Returns 0, or -1 (not increasing, or out of memory). */
+int off_add(struct off_tracker *t, int64_t offset);
+
+/* Marks a tracked offset finished. Returns 0, or -1 if it is not tracked. */
+int off_done(struct off_tracker *t, int64_t offset);
+
+/* The offset to commit: the lowest unfinished one, or one past the highest
+ * finished when nothing is pending; -1 before any offset was added. */
+int64_t off_commit_point(const struct off_tracker *t);
+
+/* Offsets added and not yet finished. */
+size_t off_pending(const struct off_tracker *t);
+
+#endif

@@ -1,0 +1,133 @@
+/* request: see request.h. */
+#include "request.h"
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+static bool tracking_char_ok(unsigned char c)
+{
+    return isalnum(c) || c == '-' || c == '.' || c == '_' || c == ':';
+}
+
+void req_tracking_id(const char *event_id, char *out, size_t outlen)
+{
+    size_t n = (size_t)snprintf(out, outlen, "bwprovd_");
+    if (n >= outlen)
+        return;
+    for (const unsigned char *p = (const unsigned char *)(event_id ? event_id : "");
+         *p && n + 1 < outlen; p++)
+        out[n++] = tracking_char_ok(*p) && *p < 0x80 ? (char)*p : '_';
+    out[n] = '\0';
+}
+
+int req_escape_segment(const char *in, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+        bool keep = isalnum(*p) && *p < 0x80;
+        keep = keep || *p == '-' || *p == '.' || *p == '_' || *p == '~';
+        if (n + (keep ? 1 : 3) >= outlen)
+            return -1;
+        if (keep) {
+            out[n++] = (char)*p;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[*p >> 4];
+            out[n++] = hex[*p & 15];
+        }
+    }
+    if (n >= outlen)
+        return -1;
+    out[n] = '\0';
+    return 0;
+}
+
+static void add_str(json_object *o, const char *name, const char *value)
+{
+    if (value)
+        json_object_object_add(o, name, json_object_new_string(value));
+}
+
+static json_object *provision_body(const struct ev_event *ev)
+{
+    json_object *o = json_object_new_object();
+    if (!o)
+        return NULL;
+    add_str(o, "provisioningId", ev->provisioning_id);
+    add_str(o, "userId", ev->user_id);
+    add_str(o, "spEnterpriseId", ev->sp_enterprise_id);
+    add_str(o, "displayName", ev->display_name);
+    add_str(o, "primaryPhoneNumber", ev->phone);
+    add_str(o, "extension", ev->extension);
+    return o;
+}
+
+/* PUT can change only userId, primaryPhoneNumber and extension. */
+static json_object *update_body(const struct ev_event *ev)
+{
+    json_object *o = json_object_new_object();
+    if (!o)
+        return NULL;
+    add_str(o, "userId", ev->new_user_id ? ev->new_user_id : ev->user_id);
+    add_str(o, "primaryPhoneNumber", ev->phone);
+    add_str(o, "extension", ev->extension);
+    return o;
+}
+
+static int set_body(struct req *r, json_object *o)
+{
+    if (!o)
+        return -1;
+    size_t len;
+    const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+    r->body = s ? strndup(s, len) : NULL;
+    r->body_len = len;
+    json_object_put(o);
+    return r->body ? 0 : -1;
+}
+
+static int set_item_path(struct req *r, const char *workspace_id)
+{
+    static const char base[] = "/broadworks/workspaces/";
+    if (!workspace_id || !*workspace_id)
+        return -1;
+    memcpy(r->path, base, sizeof(base));
+    return req_escape_segment(workspace_id, r->path + sizeof(base) - 1,
+                              sizeof(r->path) - (sizeof(base) - 1));
+}
+
+int req_build(const struct ev_event *ev, const char *workspace_id, struct req *out)
+{
+    memset(out, 0, sizeof(*out));
+    switch (ev->type) {
+    case EV_PROVISION:
+        out->method = "POST";
+        snprintf(out->path, sizeof(out->path), "/broadworks/workspaces");
+        return set_body(out, provision_body(ev));
+    case EV_UPDATE:
+        out->method = "PUT";
+        if (set_item_path(out, workspace_id) != 0)
+            return -1;
+        return set_body(out, update_body(ev));
+    case EV_REMOVE:
+        out->method = "DELETE";
+        return set_item_path(out, workspace_id);
+    case EV_NONE:
+        break;
+    }
+    return -1;
+}
+
+void req_clear(struct req *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->body_len = 0;
+}

@@ -1,0 +1,58 @@
+/* result: the result record of SPEC §6 and the state record of SPEC §4,
+ * as JSON. Pure functions; thread-safe. */
+#ifndef BWPROVD_RESULT_H
+#define BWPROVD_RESULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum res_outcome { RES_SUCCEEDED, RES_FAILED, RES_REJECTED };
+
+struct res_source {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+};
+
+/* Strings are borrowed and may be NULL (written as JSON null). */
+struct res_record {
+    const char *event_id;
+    const char *type;
+    const char *user_id;
+    enum res_outcome outcome;
+    int http_status;          /* < 0: null (no response) */
+    const char *workspace_id;
+    const char *tracking_id;
+    int attempts;
+    const char *note;
+    const char *error_kind;   /* NULL: "error": null */
+    const char *error_message;
+    struct res_source source;
+    int64_t completed_ms;     /* Unix epoch, milliseconds */
+    int64_t latency_ms;
+};
+
+const char *res_outcome_name(enum res_outcome o);
+
+/* Returns a malloc'd JSON document (*len set), or NULL when out of memory. */
+char *res_to_json(const struct res_record *r, size_t *len);
+
+/* The state record value of SPEC §4. */
+struct res_state {
+    const char *workspace_id;
+    const char *user_id;
+    const char *sp_enterprise_id;
+    const char *provisioning_id;
+    const char *display_name;
+    const char *phone;
+    const char *extension;
+    const char *event_id;
+    struct res_source source;
+    int64_t updated_ms;
+};
+char *res_state_to_json(const struct res_state *s, size_t *len);
+
+/* Formats epoch milliseconds as "2026-11-26T10:00:00.412Z". */
+void res_format_time(int64_t epoch_ms, char *out, size_t outlen);
+
+#endif
