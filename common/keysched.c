@@ -87,6 +87,31 @@ struct ks_job *ks_done(struct ks *ks, const char *key, size_t keylen)
     return next;
 }
 
+struct clear_ctx {
+    void (*free_job)(struct ks_job *j);
+};
+
+static void clear_key(struct hmap_node *n, void *arg)
+{
+    struct clear_ctx *c = arg;
+    struct ks_key *k = (struct ks_key *)n;
+    struct ks_job *j = k->head;
+    while (j) {
+        struct ks_job *next = j->next;
+        c->free_job(j);
+        j = next;
+    }
+    free(k);
+}
+
+void ks_clear(struct ks *ks, void (*free_job)(struct ks_job *j))
+{
+    struct clear_ctx c = {free_job};
+    hmap_foreach(&ks->map, clear_key, &c);
+    memset(ks->map.buckets, 0, (ks->map.mask + 1) * sizeof(*ks->map.buckets));
+    ks->map.count = 0;
+}
+
 size_t ks_keys(const struct ks *ks)
 {
     return ks->map.count;

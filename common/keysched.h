@@ -26,6 +26,10 @@ int ks_push(struct ks *ks, const char *key, size_t keylen, struct ks_job *j);
  * now runnable, or NULL when the key has no more work. */
 struct ks_job *ks_done(struct ks *ks, const char *key, size_t keylen);
 
+/* Empties the scheduler, handing every job (running or queued) to free_job.
+ * For shutdown, after the workers have stopped. */
+void ks_clear(struct ks *ks, void (*free_job)(struct ks_job *j));
+
 /* Number of keys with queued or running work. */
 size_t ks_keys(const struct ks *ks);
 

@@ -1,1 +1,376 @@
-int main(void){return 0;}
+/* bwprovd: keeps Cisco Webex in step with BroadWorks. main() wires the
+ * modules together and runs the main thread: signals (signalfd), STATUS,
+ * sd_notify, reload and orderly shutdown. */
+#include "app.h"
+
+#include "cfg.h"
+#include "classify.h"
+#include "log.h"
+#include "notify.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define EXIT_USAGE 64
+#define EXIT_UNAVAILABLE 69
+#define EXIT_CONFIG 78
+#define STATUS_EVERY_US 5000000
+#define TICK_MS 250
+
+struct opts {
+    const char *config;
+    char **overrides;
+    size_t n_overrides;
+    bool check;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: bwprovd [-c FILE] [-X key=value]... [--check-config] [--version] "
+                 "[--help]\n"
+                 "  -c, --config FILE   configuration file (default " CFG_DEFAULT_PATH ")\n"
+                 "  -X key=value        override one configuration key\n"
+                 "      --check-config  validate, print the effective configuration, exit\n"
+                 "      --version       print the version and exit\n"
+                 "See bwprovd(8) and bwprovd.conf(5).\n");
+}
+
+/* Returns -1 to continue, else an exit status. */
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
+        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    o->config = CFG_DEFAULT_PATH;
+    while ((c = getopt_long(argc, argv, "c:X:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            o->config = optarg;
+            break;
+        case 'X': {
+            char **n = realloc(o->overrides, (o->n_overrides + 1) * sizeof(*n));
+            if (!n)
+                return 1;
+            o->overrides = n;
+            o->overrides[o->n_overrides++] = optarg;
+            break;
+        }
+        case 'C':
+            o->check = true;
+            break;
+        case 'V':
+            printf("bwprovd %s\n", BWPROVD_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "bwprovd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    return -1;
+}
+
+static long ncpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? n : 1;
+}
+
+static int load_config(const struct opts *o, struct cfg *c)
+{
+    char err[1024];
+    cfg_init(c);
+    if (cfg_load(c, o->config, o->overrides, o->n_overrides, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bwprovd: configuration error: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void apply_reloadable(struct app *a)
+{
+    log_set_level(a->cfg.log_level);
+    atomic_store(&a->max_attempts, a->cfg.retry_max_attempts);
+    atomic_store(&a->backoff_initial_ms, a->cfg.retry_backoff_initial_ms);
+    atomic_store(&a->backoff_max_ms, a->cfg.retry_backoff_max_ms);
+}
+
+static void make_instance_id(struct app *a)
+{
+    unsigned char r[16];
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        uint64_t t = (uint64_t)app_now_us() ^ (uint64_t)getpid();
+        memcpy(r, &t, sizeof(t));
+        memcpy(r + 8, &t, sizeof(t));
+    }
+    for (int i = 0; i < 16; i++)
+        snprintf(a->instance_id + 2 * i, 3, "%02x", r[i]);
+}
+
+/* --- STATUS --- */
+
+static void send_status(struct app *a, uint64_t *last_done, int64_t *last_us)
+{
+    char s[512];
+    int64_t now = app_now_us();
+    uint64_t done = atomic_load(&a->n_done_total);
+    double secs = (double)(now - *last_us) / 1e6;
+    double rate = secs > 0 ? (double)(done - *last_done) / secs : 0;
+    *last_done = done;
+    *last_us = now;
+
+    int n = snprintf(s, sizeof(s), "%lu ok, %lu failed, %lu rejected, %lu in flight, lag %lld, "
+                                   "%.0f ev/s",
+                     atomic_load(&a->n_ok), atomic_load(&a->n_failed),
+                     atomic_load(&a->n_rejected), atomic_load(&a->n_inflight),
+                     atomic_load(&a->lag), rate);
+    int64_t gate = atomic_load(&a->not_before_us);
+    if (atomic_load(&a->kafka_down) && n > 0 && (size_t)n < sizeof(s))
+        n += snprintf(s + n, sizeof(s) - (size_t)n, "; Kafka unreachable");
+    if (gate > now && n > 0 && (size_t)n < sizeof(s))
+        snprintf(s + n, sizeof(s) - (size_t)n, "; Webex 429: waiting %llds",
+                 (long long)((gate - now + 999999) / 1000000));
+    ntf_status(s);
+}
+
+/* --- reload --- */
+
+static void reload(struct app *a, const struct opts *o)
+{
+    struct cfg next;
+    char err[1024];
+
+    ntf_reloading();
+    log_notice("reloading %s", o->config);
+    cfg_init(&next);
+    if (cfg_load(&next, o->config, o->overrides, o->n_overrides, err, sizeof(err)) != 0) {
+        log_err("reload failed, keeping the current configuration: %s", err);
+        cfg_free(&next);
+        ntf_ready();
+        return;
+    }
+    next.pipeline_workers = next.pipeline_workers ? next.pipeline_workers : ncpus();
+    cfg_restart_needed(&a->cfg, &next);
+    a->cfg.log_level = next.log_level;
+    a->cfg.webex_rate_limit = next.webex_rate_limit;
+    a->cfg.retry_max_attempts = next.retry_max_attempts;
+    a->cfg.retry_backoff_initial_ms = next.retry_backoff_initial_ms;
+    a->cfg.retry_backoff_max_ms = next.retry_backoff_max_ms;
+    apply_reloadable(a);
+    token_reload(a->token, &next);
+    cfg_free(&next);
+    ntf_ready();
+}
+
+/* --- main loop --- */
+
+static int signals_fd(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGPIPE);
+    /* Blocked before any thread starts, so every thread inherits the mask
+     * and only signalfd sees them. */
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+        return -1;
+    sigdelset(&set, SIGPIPE);
+    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static void handle_signals(struct app *a, int sfd, const struct opts *o)
+{
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            reload(a, o);
+        } else if (!atomic_load(&a->stopping)) {
+            ntf_stopping();
+            log_notice("signal %u: stopping", si.ssi_signo);
+            atomic_store(&a->stopping, true);
+        }
+    }
+}
+
+static void run(struct app *a, int sfd, const struct opts *o)
+{
+    uint64_t last_done = 0;
+    int64_t last_us = app_now_us(), next_status = 0;
+    int64_t grace_us = a->cfg.shutdown_grace_ms * 1000;
+
+    while (!atomic_load(&a->consumer_done)) {
+        struct pollfd p = {sfd, POLLIN, 0};
+        if (poll(&p, 1, TICK_MS) > 0)
+            handle_signals(a, sfd, o);
+        int64_t now = app_now_us();
+        if (atomic_load(&a->stopping) && now >= next_status) {
+            /* keep systemd's stop timeout ahead of the drain */
+            ntf_extend_timeout((uint64_t)grace_us + 5000000);
+        }
+        if (now >= next_status) {
+            send_status(a, &last_done, &last_us);
+            next_status = now + STATUS_EVERY_US;
+        }
+    }
+}
+
+/* --- start and stop --- */
+
+static int start(struct app *a, rd_kafka_t *loader_rk)
+{
+    if (kafka_wait_ready(a) != 0) {
+        rd_kafka_destroy(loader_rk);
+        return EXIT_UNAVAILABLE;
+    }
+    if (loader_start(a, loader_rk) != 0)
+        return EXIT_UNAVAILABLE;
+    if (engines_start(a) != 0 || consumer_start(a) != 0)
+        return 1;
+    return 0;
+}
+
+static void free_scheduled(struct ks_job *kj)
+{
+    job_free((struct job *)kj);
+}
+
+static void shutdown_all(struct app *a)
+{
+    consumer_join(a);
+    if (a->engines)
+        engines_stop(a);
+    if (a->producer) {
+        if (rd_kafka_flush(a->producer, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            log_warn("results not acknowledged at exit; their events are replayed");
+            rd_kafka_purge(a->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            rd_kafka_poll(a->producer, 100);
+        }
+    }
+    loader_stop(a);
+    if (a->ks)
+        ks_clear(a->ks, free_scheduled);
+    if (a->consumer)
+        rd_kafka_destroy(a->consumer);
+    if (a->producer)
+        rd_kafka_destroy(a->producer);
+    consumer_free(a);
+}
+
+static void app_free(struct app *a)
+{
+    ks_free(a->ks);
+    st_free(a->state);
+    token_free(a->token);
+    pthread_mutex_destroy(&a->lock);
+    cfg_free(&a->cfg);
+}
+
+static int app_init(struct app *a, char *err, size_t errlen)
+{
+    make_instance_id(a);
+    if (pthread_mutex_init(&a->lock, NULL) != 0 || !(a->ks = ks_new()) ||
+        !(a->state = st_new())) {
+        snprintf(err, errlen, "out of memory");
+        return 1;
+    }
+    if (!a->cfg.pipeline_workers)
+        a->cfg.pipeline_workers = ncpus();
+    apply_reloadable(a);
+    a->token = token_new(&a->cfg, err, errlen);
+    return a->token ? 0 : EXIT_CONFIG;
+}
+
+static int daemon_main(const struct opts *o)
+{
+    static struct app app; /* large (per-partition arrays): not on the stack */
+    struct app *a = &app;
+    char err[1024];
+    rd_kafka_t *loader_rk = NULL;
+    int rc;
+
+    if (load_config(o, &a->cfg) != 0)
+        return EXIT_CONFIG;
+    log_init();
+    log_set_level(a->cfg.log_level);
+    int sfd = signals_fd();
+    if (sfd < 0) {
+        fprintf(stderr, "bwprovd: signalfd: %s\n", strerror(errno));
+        return 1;
+    }
+    rc = app_init(a, err, sizeof(err));
+    if (rc == 0 && kafka_create(a, &loader_rk, err, sizeof(err)) != 0)
+        rc = EXIT_CONFIG;
+    if (rc != 0) {
+        log_err("%s", err);
+        goto out;
+    }
+    rc = start(a, loader_rk);
+    if (rc == 0) {
+        log_write(LOG_LVL_NOTICE, LOG_MID_STARTED, "bwprovd %s started: %s -> %s, %ld workers",
+                  BWPROVD_VERSION, a->cfg.topic_events, a->cfg.webex_base_url,
+                  a->cfg.pipeline_workers);
+        ntf_ready();
+        run(a, sfd, o);
+        if (atomic_load(&a->fatal))
+            rc = 1;
+    } else if (rc == EXIT_UNAVAILABLE && !atomic_load(&a->stopping)) {
+        ntf_status("Kafka unreachable at start-up");
+    } else if (atomic_load(&a->stopping)) {
+        rc = 0;
+    }
+    atomic_store(&a->stopping, true);
+out:
+    shutdown_all(a);
+    app_free(a);
+    close(sfd);
+    log_write(LOG_LVL_NOTICE, LOG_MID_STOPPED, "bwprovd stopped (exit status %d)", rc);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {0};
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0) {
+        free(o.overrides);
+        return rc;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        free(o.overrides);
+        return 1;
+    }
+    if (o.check) {
+        struct cfg c;
+        rc = load_config(&o, &c) == 0 ? 0 : EXIT_CONFIG;
+        if (rc == 0)
+            cfg_dump(&c, stdout);
+        cfg_free(&c);
+    } else {
+        rc = daemon_main(&o);
+    }
+    curl_global_cleanup();
+    free(o.overrides);
+    return rc;
+}

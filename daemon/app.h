@@ -1,0 +1,173 @@
+/* app: the daemon's shared state and the interfaces between its threads.
+ *
+ *  Kafka ─► consumer thread ─► key scheduler ─► ready queue ─► HTTP workers
+ *   ▲        (parse, pause,     (per-key FIFO)                 (curl multi)
+ *   │         rebalance)                                            │
+ *   └─ offsets_store ◄─ offset trackers ◄─ delivery reports ◄─ producer ◄┘
+ *  state loader thread: tails topic.state into the state table
+ *  main thread: signals, STATUS, watchdog, sd_notify
+ */
+#ifndef BWPROVD_APP_H
+#define BWPROVD_APP_H
+
+#include "cfg.h"
+#include "event.h"
+#include "keysched.h"
+#include "request.h"
+#include "state.h"
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define APP_MAX_PARTITIONS 4096
+
+/* One consumed event, from consumption until its records are acknowledged. */
+struct job {
+    struct ks_job ks;   /* key scheduler link */
+    struct job *next;   /* ready queue / retry list link */
+    char *key;          /* NULL for a null Kafka key */
+    size_t keylen;
+    char *value;
+    size_t len;
+    int32_t partition;
+    int64_t offset;
+    uint32_t gen;       /* partition generation when consumed */
+    int64_t recv_us;    /* monotonic, when consumed */
+    struct ev_event ev;
+    bool valid;
+    char why[256];      /* rejection reason */
+    int attempts;       /* requests sent */
+    int waits;          /* of which answered 429/423 (not counted) */
+    bool auth_retried;
+    int64_t due_us;     /* retry not before (monotonic) */
+    char tracking_id[REQ_TRACKING_MAX];
+    atomic_int acks;    /* produced records not yet acknowledged */
+    atomic_bool lost;   /* a record could not be produced: never commit */
+};
+
+struct token;
+struct engine;
+struct loader;
+struct consumer;
+
+struct app {
+    struct cfg cfg;
+    char instance_id[33]; /* random per process: marks our own state records */
+
+    rd_kafka_t *consumer, *producer;
+    struct loader *loader;
+    struct consumer *cons;
+    struct st_table *state;
+    struct token *token;
+
+    /* Key scheduler and ready queue, under lock. */
+    pthread_mutex_t lock;
+    struct ks *ks;
+    struct job *ready_head, *ready_tail;
+
+    struct engine **engines;
+    int n_engines;
+
+    /* Partition generations: bumped on revoke so workers drop stale jobs. */
+    atomic_uint part_gen[APP_MAX_PARTITIONS];
+
+    /* Settings SIGHUP may change. */
+    atomic_long max_attempts, backoff_initial_ms, backoff_max_ms;
+
+    /* Global "no request before" instant (Retry-After), monotonic µs. */
+    atomic_llong not_before_us;
+
+    atomic_long pending; /* events held: consumed and not yet finished */
+    atomic_ulong n_ok, n_failed, n_rejected, n_inflight, n_done_total;
+    atomic_llong lag;
+    atomic_bool kafka_down;
+
+    atomic_bool stopping; /* SIGTERM: stop intake, drain */
+    atomic_bool fatal;    /* unrecoverable error: exit 1 */
+    atomic_bool consumer_done;
+};
+
+/* Monotonic and wall clocks. */
+int64_t app_now_us(void);
+int64_t app_epoch_ms(void);
+
+/* --- pipeline.c: scheduler and ready queue (any thread) --- */
+/* A valid event enters its key's FIFO; runnable ones go to the workers. */
+int pipe_submit(struct app *a, struct job *j);
+/* The key's running job is done (call before its records are produced is
+ * wrong: call after, with a copy of the key); starts the key's next job. */
+void pipe_key_done(struct app *a, const char *key, size_t keylen);
+/* Takes up to max runnable jobs for a worker. */
+struct job *pipe_take(struct app *a, int max);
+void job_free(struct job *j);
+
+/* --- outcome.c: results, DLQ and state records (any thread) --- */
+struct outcome {
+    int outcome;            /* enum res_outcome */
+    int http_status;        /* -1: none */
+    const char *workspace_id;
+    const char *note;
+    int error_kind;         /* enum cls_kind */
+    const char *error_message;
+    /* State change to write (through to the table and to topic.state). */
+    bool state_put;
+    bool state_remove;
+    const struct resp *resp; /* response workspace, for the state record */
+};
+/* Emits the result (and DLQ copy, state records) for j. For a valid job
+ * this also ends the key's turn. j must not be touched afterwards: the
+ * delivery reports free it. */
+void outcome_emit(struct app *a, struct job *j, const struct outcome *o);
+
+/* --- consumer.c --- */
+int consumer_start(struct app *a);
+void consumer_join(struct app *a);
+/* Delivery report path: a job's records are all acknowledged. Consumer
+ * thread only. */
+void consumer_job_finished(struct app *a, struct job *j);
+void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t *parts, void *opaque);
+void consumer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+/* After consumer_join and the producer's last delivery report. */
+void consumer_free(struct app *a);
+
+/* --- engine.c: HTTP workers --- */
+int engines_start(struct app *a);
+void engines_wake(struct app *a);
+void engines_stop(struct app *a);
+
+/* --- loader.c: state topic tailer --- */
+/* Takes ownership of rk, a consumer handle without a group. */
+int loader_start(struct app *a, rd_kafka_t *rk);
+void loader_stop(struct app *a);
+/* Records the state topic's end offsets as a catch-up target. Returns 0, or
+ * -1 if Kafka did not answer (try again later). */
+int loader_set_barrier(struct app *a);
+/* Whether the loader has read up to the last barrier. */
+bool loader_caught_up(struct app *a);
+/* State records applied from other writers (for STATUS and tests). */
+unsigned long long loader_applied(struct app *a);
+
+/* --- kafka.c: client handles --- */
+/* Creates the producer, the group consumer and the state loader's consumer
+ * from the kafka.* settings. Returns 0, or -1 with a reason in err. */
+int kafka_create(struct app *a, rd_kafka_t **loader_rk, char *err, size_t errlen);
+/* Waits (up to startup.timeout_ms, STATUS says so) for a metadata answer.
+ * Returns 0, or -1 when Kafka never answered or a topic is missing. */
+int kafka_wait_ready(struct app *a);
+
+/* --- token.c --- */
+struct token *token_new(const struct cfg *c, char *err, size_t errlen);
+void token_free(struct token *t);
+/* Writes "Authorization: Bearer ..." into buf; *gen identifies the token. */
+int token_header(struct token *t, char *buf, size_t cap, uint64_t *gen);
+/* After a 401 with token gen: re-reads the file unless another thread
+ * already did (single flight). Returns 0 if a (possibly) new token is there. */
+int token_renew(struct token *t, uint64_t gen);
+/* SIGHUP: re-read now. */
+int token_reload(struct token *t, const struct cfg *c);
+
+#endif

@@ -1,0 +1,492 @@
+/* consumer: the consumer thread. It owns the group consumer, the offset
+ * trackers and the delivery reports (it polls the producer), so offsets are
+ * only ever touched here and need no lock. */
+#include "app.h"
+
+#include "log.h"
+#include "notify.h"
+#include "offsets.h"
+#include "result.h"
+#include "classify.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POLL_MS 50
+#define LAG_EVERY_US 1000000
+
+struct cpart {
+    struct off_tracker *t; /* non-NULL while assigned */
+    bool dirty;            /* commit point moved: store it */
+    bool catchup;          /* paused until the state loader caught up */
+};
+
+struct consumer {
+    pthread_t thread;
+    struct cpart parts[APP_MAX_PARTITIONS];
+    bool bp_paused;       /* paused for backpressure */
+    bool need_barrier;    /* a new assignment waits for state catch-up */
+    bool barrier_set;
+    int64_t drain_deadline_us;
+    int64_t next_lag_us;
+};
+
+static rd_kafka_topic_partition_list_t *assigned_list(struct app *a, bool only_catchup)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    for (int p = 0; p < APP_MAX_PARTITIONS; p++) {
+        struct cpart *cp = &a->cons->parts[p];
+        if (cp->t && (!only_catchup || cp->catchup))
+            rd_kafka_topic_partition_list_add(l, a->cfg.topic_events, p);
+    }
+    return l;
+}
+
+static void set_paused(struct app *a, rd_kafka_topic_partition_list_t *l, bool pause)
+{
+    if (l->cnt == 0)
+        return;
+    rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(a->consumer, l)
+                                  : rd_kafka_resume_partitions(a->consumer, l);
+    if (e)
+        log_warn("%s partitions: %s", pause ? "pause" : "resume", rd_kafka_err2str(e));
+}
+
+/* Stores the commit point of every partition whose point moved. Auto-commit
+ * then commits what was stored. */
+static void store_offsets(struct app *a)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    for (int p = 0; p < APP_MAX_PARTITIONS; p++) {
+        struct cpart *cp = &a->cons->parts[p];
+        if (!cp->t || !cp->dirty)
+            continue;
+        cp->dirty = false;
+        int64_t at = off_commit_point(cp->t);
+        if (at < 0)
+            continue;
+        if (!l)
+            l = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_list_add(l, a->cfg.topic_events, p)->offset = at;
+    }
+    if (!l)
+        return;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_store(a->consumer, l);
+    if (e && e != RD_KAFKA_RESP_ERR__STATE)
+        log_warn("offsets_store: %s", rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void consumer_job_finished(struct app *a, struct job *j)
+{
+    struct cpart *cp = &a->cons->parts[j->partition];
+    bool current = j->gen == atomic_load(&a->part_gen[j->partition]);
+
+    if (!atomic_load(&j->lost) && current && cp->t) {
+        if (off_done(cp->t, j->offset) == 0)
+            cp->dirty = true;
+    }
+    if (atomic_load(&a->kafka_down)) {
+        atomic_store(&a->kafka_down, false);
+        log_write(LOG_LVL_NOTICE, LOG_MID_KAFKA_BACK, "Kafka reachable again");
+    }
+    atomic_fetch_sub(&a->pending, 1);
+    job_free(j);
+}
+
+/* --- rebalance --- */
+
+static void assign(struct app *a, rd_kafka_topic_partition_list_t *parts, bool coop)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        if (p < 0 || p >= APP_MAX_PARTITIONS) {
+            log_err("partition %" PRId32 " of %s is above the supported %d", p,
+                    parts->elems[i].topic, APP_MAX_PARTITIONS);
+            atomic_store(&a->fatal, true);
+            continue;
+        }
+        struct cpart *cp = &a->cons->parts[p];
+        off_free(cp->t);
+        cp->t = off_new();
+        cp->catchup = true;
+        cp->dirty = false;
+    }
+    rd_kafka_error_t *err = NULL;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (coop)
+        err = rd_kafka_incremental_assign(a->consumer, parts);
+    else
+        e = rd_kafka_assign(a->consumer, parts);
+    if (err) {
+        log_err("incremental_assign: %s", rd_kafka_error_string(err));
+        rd_kafka_error_destroy(err);
+    } else if (e) {
+        log_err("assign: %s", rd_kafka_err2str(e));
+    }
+    /* The events of a new partition wait until the state table has every
+     * record the partition's previous owner wrote (SPEC §4). */
+    set_paused(a, parts, true);
+    a->cons->need_barrier = true;
+    log_info("assigned %d partition(s) of %s", parts->cnt, a->cfg.topic_events);
+}
+
+static size_t pending_in(struct app *a, rd_kafka_topic_partition_list_t *parts)
+{
+    size_t n = 0;
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        if (p >= 0 && p < APP_MAX_PARTITIONS && a->cons->parts[p].t)
+            n += off_pending(a->cons->parts[p].t);
+    }
+    return n;
+}
+
+/* Lets in-flight work of revoked partitions finish, serving delivery
+ * reports meanwhile, until it is done or shutdown.grace_ms has passed. */
+static void drain(struct app *a, rd_kafka_topic_partition_list_t *parts)
+{
+    int64_t deadline = app_now_us() + a->cfg.shutdown_grace_ms * 1000;
+    if (a->cons->drain_deadline_us && a->cons->drain_deadline_us < deadline)
+        deadline = a->cons->drain_deadline_us;
+    while (pending_in(a, parts) > 0 && app_now_us() < deadline)
+        rd_kafka_poll(a->producer, 10);
+    size_t left = pending_in(a, parts);
+    if (left)
+        log_warn("revoke: %zu event(s) not finished within shutdown.grace_ms; the next owner "
+                 "replays them",
+                 left);
+}
+
+static void commit_revoked(struct app *a, rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        if (p < 0 || p >= APP_MAX_PARTITIONS || !a->cons->parts[p].t)
+            continue;
+        int64_t at = off_commit_point(a->cons->parts[p].t);
+        if (at >= 0)
+            rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, p)->offset = at;
+    }
+    if (l->cnt > 0) {
+        rd_kafka_resp_err_t e = rd_kafka_commit(a->consumer, l, 0);
+        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            log_warn("commit on revoke: %s", rd_kafka_err2str(e));
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void revoke(struct app *a, rd_kafka_topic_partition_list_t *parts, bool coop)
+{
+    bool lost = rd_kafka_assignment_lost(a->consumer);
+    if (!lost) {
+        drain(a, parts);
+        commit_revoked(a, parts);
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        if (p < 0 || p >= APP_MAX_PARTITIONS)
+            continue;
+        /* Workers drop queued jobs of the old generation before sending. */
+        atomic_fetch_add(&a->part_gen[p], 1);
+        off_free(a->cons->parts[p].t);
+        a->cons->parts[p] = (struct cpart){0};
+    }
+    if (coop) {
+        rd_kafka_error_t *err = rd_kafka_incremental_unassign(a->consumer, parts);
+        if (err) {
+            log_warn("incremental_unassign: %s", rd_kafka_error_string(err));
+            rd_kafka_error_destroy(err);
+        }
+    } else {
+        rd_kafka_assign(a->consumer, NULL);
+    }
+    log_info("%s %d partition(s) of %s", lost ? "lost" : "revoked", parts->cnt,
+             a->cfg.topic_events);
+}
+
+void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct app *a = opaque;
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+        assign(a, parts, coop);
+    else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+        revoke(a, parts, coop);
+    else {
+        log_err("rebalance error: %s", rd_kafka_err2str(err));
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+void consumer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct app *a = opaque;
+    struct job *j = m->_private;
+    (void)rk;
+
+    if (m->err) {
+        bool purged = m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+                      m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+        if (!purged) {
+            log_err("delivery to %s failed: %s; stopping so the event is replayed",
+                    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+            atomic_store(&a->fatal, true);
+        }
+        atomic_store(&j->lost, true);
+    }
+    if (atomic_fetch_sub(&j->acks, 1) == 1)
+        consumer_job_finished(a, j);
+}
+
+/* --- intake --- */
+
+static struct job *job_from(struct app *a, const rd_kafka_message_t *m)
+{
+    struct job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return NULL;
+    if (m->key) {
+        j->key = malloc(m->key_len ? m->key_len : 1);
+        if (!j->key)
+            goto oom;
+        memcpy(j->key, m->key, m->key_len);
+        j->keylen = m->key_len;
+    }
+    if (m->payload && m->len) {
+        j->value = malloc(m->len);
+        if (!j->value)
+            goto oom;
+        memcpy(j->value, m->payload, m->len);
+        j->len = m->len;
+    }
+    j->partition = m->partition;
+    j->offset = m->offset;
+    j->gen = atomic_load(&a->part_gen[m->partition]);
+    j->recv_us = app_now_us();
+    return j;
+oom:
+    job_free(j);
+    return NULL;
+}
+
+static void reject(struct app *a, struct job *j)
+{
+    struct outcome o = {
+        .outcome = RES_REJECTED,
+        .http_status = -1,
+        .error_kind = KIND_INVALID,
+        .error_message = j->why,
+    };
+    outcome_emit(a, j, &o);
+}
+
+static void on_message(struct app *a, const rd_kafka_message_t *m)
+{
+    int32_t p = m->partition;
+    struct cpart *cp = p >= 0 && p < APP_MAX_PARTITIONS ? &a->cons->parts[p] : NULL;
+
+    if (!cp || !cp->t) {
+        log_warn("message from unassigned partition %" PRId32 " ignored", p);
+        return;
+    }
+    if (off_add(cp->t, m->offset) != 0) {
+        log_warn("partition %" PRId32 " offset %" PRId64 " delivered twice; ignored", p,
+                 m->offset);
+        return;
+    }
+    struct job *j = job_from(a, m);
+    if (!j) { /* the offset stays unfinished: nothing is committed past it */
+        log_err("out of memory holding an event; stopping");
+        atomic_store(&a->fatal, true);
+        return;
+    }
+    atomic_fetch_add(&a->pending, 1);
+    j->valid = ev_parse(j->key, j->keylen, j->value, j->len, &j->ev, j->why, sizeof(j->why)) == 0;
+    if (!j->valid) {
+        reject(a, j);
+        return;
+    }
+    req_tracking_id(j->ev.event_id, j->tracking_id, sizeof(j->tracking_id));
+    if (pipe_submit(a, j) != 0) {
+        log_err("out of memory scheduling an event; stopping");
+        atomic_store(&a->fatal, true);
+        job_free(j);
+    }
+}
+
+static void on_consumer_error(struct app *a, const rd_kafka_message_t *m)
+{
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        return;
+    log_warn("consumer: %s", rd_kafka_message_errstr(m));
+    (void)a;
+}
+
+/* --- loop --- */
+
+static void backpressure(struct app *a)
+{
+    struct consumer *c = a->cons;
+    long pending = atomic_load(&a->pending);
+
+    if (!c->bp_paused && pending >= a->cfg.pipeline_max_pending) {
+        rd_kafka_topic_partition_list_t *l = assigned_list(a, false);
+        set_paused(a, l, true);
+        rd_kafka_topic_partition_list_destroy(l);
+        c->bp_paused = true;
+        log_debug("paused: %ld events pending", pending);
+    } else if (c->bp_paused && pending < a->cfg.pipeline_max_pending / 2 &&
+               !atomic_load(&a->stopping)) {
+        rd_kafka_topic_partition_list_t *l = assigned_list(a, false);
+        /* partitions still catching up stay paused */
+        for (int i = l->cnt - 1; i >= 0; i--)
+            if (c->parts[l->elems[i].partition].catchup)
+                rd_kafka_topic_partition_list_del_by_idx(l, i);
+        set_paused(a, l, false);
+        rd_kafka_topic_partition_list_destroy(l);
+        c->bp_paused = false;
+        log_debug("resumed: %ld events pending", pending);
+    }
+}
+
+static void catch_up(struct app *a)
+{
+    struct consumer *c = a->cons;
+
+    if (c->need_barrier && loader_set_barrier(a) == 0) {
+        c->need_barrier = false;
+        c->barrier_set = true;
+    }
+    if (!c->barrier_set || !loader_caught_up(a))
+        return;
+    c->barrier_set = false;
+    rd_kafka_topic_partition_list_t *l = assigned_list(a, true);
+    if (!c->bp_paused && !atomic_load(&a->stopping))
+        set_paused(a, l, false);
+    for (int i = 0; i < l->cnt; i++)
+        c->parts[l->elems[i].partition].catchup = false;
+    if (l->cnt)
+        log_info("state table caught up; consuming %d partition(s)", l->cnt);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void update_lag(struct app *a)
+{
+    int64_t now = app_now_us();
+    if (now < a->cons->next_lag_us)
+        return;
+    a->cons->next_lag_us = now + LAG_EVERY_US;
+    rd_kafka_topic_partition_list_t *l = assigned_list(a, false);
+    long long lag = 0;
+    if (l->cnt && rd_kafka_position(a->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < l->cnt; i++) {
+            int64_t lo, hi;
+            if (rd_kafka_get_watermark_offsets(a->consumer, l->elems[i].topic,
+                                               l->elems[i].partition, &lo, &hi) != 0)
+                continue;
+            int64_t pos = l->elems[i].offset >= 0 ? l->elems[i].offset : lo;
+            if (hi > pos)
+                lag += hi - pos;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    atomic_store(&a->lag, lag);
+}
+
+static void begin_stop(struct app *a)
+{
+    struct consumer *c = a->cons;
+    c->drain_deadline_us = app_now_us() + a->cfg.shutdown_grace_ms * 1000;
+    rd_kafka_topic_partition_list_t *l = assigned_list(a, false);
+    set_paused(a, l, true);
+    rd_kafka_topic_partition_list_destroy(l);
+    log_info("stopping: draining %ld pending event(s) for up to %ld ms",
+             atomic_load(&a->pending), a->cfg.shutdown_grace_ms);
+}
+
+static bool drained(struct app *a)
+{
+    return atomic_load(&a->pending) == 0 || app_now_us() >= a->cons->drain_deadline_us ||
+           atomic_load(&a->fatal);
+}
+
+static void *consumer_main(void *arg)
+{
+    struct app *a = arg;
+    bool stopping = false;
+
+    for (;;) {
+        if (!stopping && (atomic_load(&a->stopping) || atomic_load(&a->fatal))) {
+            stopping = true;
+            begin_stop(a);
+        }
+        if (stopping && drained(a))
+            break;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(a->consumer, POLL_MS);
+        if (m) {
+            if (m->err)
+                on_consumer_error(a, m);
+            else
+                on_message(a, m);
+            rd_kafka_message_destroy(m);
+        }
+        rd_kafka_poll(a->producer, 0);
+        store_offsets(a);
+        if (!stopping) {
+            backpressure(a);
+            catch_up(a);
+        }
+        update_lag(a);
+    }
+    store_offsets(a);
+    if (atomic_load(&a->pending))
+        log_warn("stopping with %ld event(s) unfinished; they are replayed after restart",
+                 atomic_load(&a->pending));
+    rd_kafka_resp_err_t e = rd_kafka_consumer_close(a->consumer);
+    if (e)
+        log_warn("consumer close: %s", rd_kafka_err2str(e));
+    atomic_store(&a->consumer_done, true);
+    return NULL;
+}
+
+int consumer_start(struct app *a)
+{
+    a->cons = calloc(1, sizeof(*a->cons));
+    if (!a->cons)
+        return -1;
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, a->cfg.topic_events, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(a->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        log_err("subscribe to %s: %s", a->cfg.topic_events, rd_kafka_err2str(e));
+        return -1;
+    }
+    if (pthread_create(&a->cons->thread, NULL, consumer_main, a) != 0) {
+        log_err("cannot start the consumer thread");
+        return -1;
+    }
+    return 0;
+}
+
+void consumer_join(struct app *a)
+{
+    if (!a->cons)
+        return;
+    pthread_join(a->cons->thread, NULL);
+}
+
+void consumer_free(struct app *a)
+{
+    if (!a->cons)
+        return;
+    for (int p = 0; p < APP_MAX_PARTITIONS; p++)
+        off_free(a->cons->parts[p].t);
+    free(a->cons);
+    a->cons = NULL;
+}

@@ -1,0 +1,600 @@
+/* engine: the HTTP workers. Each worker thread drives many transfers with
+ * its own curl multi handle (connection reuse, HTTP/2 multiplexing when the
+ * server offers it). Jobs waiting to retry sit in the worker's due-time list
+ * instead of blocking anything; a global "not before" instant (Retry-After)
+ * gates every request start. */
+#include "app.h"
+
+#include "classify.h"
+#include "cred.h"
+#include "log.h"
+#include "resp.h"
+#include "result.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#define RESP_BODY_MAX (1024 * 1024)
+#define MAX_POLL_MS 200
+
+struct xfer {
+    CURL *easy;
+    struct curl_slist *hdrs;
+    struct job *job;
+    struct req req;
+    char url[1024 + REQ_PATH_MAX];
+    char *body;
+    size_t len, cap;
+    char retry_after[64];
+    char webex_tracking[128];
+    char errbuf[CURL_ERROR_SIZE];
+    char ws[EV_MAX_WORKSPACE_ID + 1]; /* the workspace id the request is about */
+    uint64_t token_gen;
+    bool busy;
+    struct xfer *next_free;
+    struct xfer *next_all; /* every transfer of the engine, for teardown */
+};
+
+struct engine {
+    struct app *a;
+    pthread_t thread;
+    CURLM *multi;
+    int inflight, capacity;
+    struct job *waiting; /* retries, ordered by due_us */
+    struct xfer *free_xfers;
+    struct xfer *all;
+    atomic_bool stop;
+    uint64_t rng;
+};
+
+static uint64_t rnd(struct engine *e)
+{
+    /* xorshift64*: fast and good enough for jitter */
+    e->rng ^= e->rng >> 12;
+    e->rng ^= e->rng << 25;
+    e->rng ^= e->rng >> 27;
+    return e->rng * 0x2545F4914F6CDD1DULL;
+}
+
+/* --- the due-time list --- */
+
+static void wait_until(struct engine *e, struct job *j, int64_t due_us)
+{
+    struct job **pp = &e->waiting;
+    j->due_us = due_us;
+    while (*pp && (*pp)->due_us <= due_us)
+        pp = &(*pp)->next;
+    j->next = *pp;
+    *pp = j;
+}
+
+static int64_t gate_us(struct engine *e)
+{
+    return atomic_load(&e->a->not_before_us);
+}
+
+/* Retry-After applies to the whole client: no request of any key before it. */
+static void close_gate(struct engine *e, int64_t until_us)
+{
+    int64_t cur = atomic_load(&e->a->not_before_us);
+    while (cur < until_us && !atomic_compare_exchange_weak(&e->a->not_before_us, &cur, until_us))
+        ;
+}
+
+/* --- finishing a job --- */
+
+static void finish(struct engine *e, struct job *j, const struct outcome *o)
+{
+    atomic_fetch_sub(&e->a->n_inflight, 1);
+    outcome_emit(e->a, j, o);
+}
+
+static void finish_simple(struct engine *e, struct job *j, int outcome, int kind, const char *note,
+                          const char *msg, const char *ws)
+{
+    struct outcome o = {.outcome = outcome, .http_status = -1, .note = note, .error_kind = kind,
+                        .error_message = msg, .workspace_id = ws};
+    finish(e, j, &o);
+}
+
+/* A job of a revoked partition: its new owner replays it. */
+static void drop(struct engine *e, struct job *j)
+{
+    char key[EV_MAX_USER_ID + 1];
+    size_t keylen = j->keylen;
+    memcpy(key, j->key, keylen);
+    atomic_fetch_sub(&e->a->n_inflight, 1);
+    atomic_fetch_sub(&e->a->pending, 1);
+    job_free(j);
+    pipe_key_done(e->a, key, keylen);
+}
+
+static bool stale(struct engine *e, const struct job *j)
+{
+    return j->gen != atomic_load(&e->a->part_gen[j->partition]);
+}
+
+/* --- starting a request --- */
+
+static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
+{
+    struct xfer *x = arg;
+    size_t len = size * n;
+    if (x->len + len > RESP_BODY_MAX) /* keep what fits; the rest is dropped */
+        return len;
+    if (x->len + len + 1 > x->cap) {
+        size_t cap = x->cap ? x->cap : 4096;
+        while (cap < x->len + len + 1)
+            cap *= 2;
+        char *b = realloc(x->body, cap);
+        if (!b)
+            return 0;
+        x->body = b;
+        x->cap = cap;
+    }
+    memcpy(x->body + x->len, ptr, len);
+    x->len += len;
+    x->body[x->len] = '\0';
+    return len;
+}
+
+static void header_value(const char *line, size_t len, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    if (len <= nl + 1 || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+        return;
+    const char *v = line + nl + 1;
+    size_t vl = len - nl - 1;
+    while (vl && (*v == ' ' || *v == '\t'))
+        v++, vl--;
+    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+        vl--;
+    if (vl >= cap)
+        vl = cap - 1;
+    memcpy(out, v, vl);
+    out[vl] = '\0';
+}
+
+static size_t on_header(char *line, size_t size, size_t n, void *arg)
+{
+    struct xfer *x = arg;
+    size_t len = size * n;
+    header_value(line, len, "Retry-After", x->retry_after, sizeof(x->retry_after));
+    header_value(line, len, "TrackingID", x->webex_tracking, sizeof(x->webex_tracking));
+    return len;
+}
+
+static struct xfer *xfer_get(struct engine *e)
+{
+    struct xfer *x = e->free_xfers;
+    if (x) {
+        e->free_xfers = x->next_free;
+        curl_easy_reset(x->easy);
+        x->busy = true;
+        return x;
+    }
+    x = calloc(1, sizeof(*x));
+    if (x && !(x->easy = curl_easy_init())) {
+        free(x);
+        return NULL;
+    }
+    if (x) {
+        x->busy = true;
+        x->next_all = e->all;
+        e->all = x;
+    }
+    return x;
+}
+
+static void xfer_put(struct engine *e, struct xfer *x)
+{
+    curl_slist_free_all(x->hdrs);
+    x->hdrs = NULL;
+    req_clear(&x->req);
+    x->len = 0;
+    x->job = NULL;
+    x->busy = false;
+    x->next_free = e->free_xfers;
+    e->free_xfers = x;
+}
+
+static struct curl_slist *add_header(struct curl_slist *l, const char *h, bool *ok)
+{
+    struct curl_slist *n = curl_slist_append(l, h);
+    if (!n) {
+        *ok = false;
+        return l;
+    }
+    return n;
+}
+
+static int set_headers(struct engine *e, struct xfer *x)
+{
+    char auth[CRED_MAX_BYTES + 32], tid[REQ_TRACKING_MAX + 16];
+    bool ok = true;
+
+    if (token_header(e->a->token, auth, sizeof(auth), &x->token_gen) != 0)
+        return -1;
+    snprintf(tid, sizeof(tid), "TrackingID: %s", x->job->tracking_id);
+    x->hdrs = add_header(x->hdrs, auth, &ok);
+    memset(auth, 0, sizeof(auth));
+    x->hdrs = add_header(x->hdrs, "Accept: application/json", &ok);
+    x->hdrs = add_header(x->hdrs, tid, &ok);
+    x->hdrs = add_header(x->hdrs, "Expect:", &ok);
+    if (x->req.body)
+        x->hdrs = add_header(x->hdrs, "Content-Type: application/json", &ok);
+    return ok ? 0 : -1;
+}
+
+static void set_options(struct engine *e, struct xfer *x)
+{
+    const struct cfg *c = &e->a->cfg;
+    CURL *h = x->easy;
+
+    curl_easy_setopt(h, CURLOPT_URL, x->url);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hdrs);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "bwprovd/" BWPROVD_VERSION);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->webex_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     c->webex_timeout_ms < 10000 ? c->webex_timeout_ms : 10000L);
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (c->webex_ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->webex_ca_file);
+    if (strcmp(x->req.method, "POST") != 0)
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, x->req.method);
+    if (x->req.body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, x->req.body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)x->req.body_len);
+    }
+}
+
+static int send_request(struct engine *e, struct job *j, const char *ws)
+{
+    struct xfer *x = xfer_get(e);
+    if (!x)
+        return -1;
+    x->job = j;
+    snprintf(x->ws, sizeof(x->ws), "%s", ws);
+    x->retry_after[0] = x->webex_tracking[0] = x->errbuf[0] = '\0';
+    if (req_build(&j->ev, ws, &x->req) != 0 ||
+        snprintf(x->url, sizeof(x->url), "%s%s", e->a->cfg.webex_base_url, x->req.path) >=
+            (int)sizeof(x->url) ||
+        set_headers(e, x) != 0) {
+        xfer_put(e, x);
+        return -1;
+    }
+    set_options(e, x);
+    if (curl_multi_add_handle(e->multi, x->easy) != CURLM_OK) {
+        xfer_put(e, x);
+        return -1;
+    }
+    j->attempts++;
+    e->inflight++;
+    return 0;
+}
+
+/* Decides, before any request, what the state table already answers. */
+static void start(struct engine *e, struct job *j)
+{
+    struct app *a = e->a;
+    const struct ev_event *ev = &j->ev;
+    struct st_src src = {a->cfg.topic_events, j->partition, j->offset};
+    char ws[EV_MAX_WORKSPACE_ID + 1] = "";
+
+    if (stale(e, j)) {
+        drop(e, j);
+        return;
+    }
+    if (st_applied(a->state, ev->user_id, &src)) {
+        finish_simple(e, j, RES_SUCCEEDED, KIND_NONE, "replayed", NULL, NULL);
+        return;
+    }
+    if (ev->type != EV_PROVISION) {
+        if (ev->workspace_id)
+            snprintf(ws, sizeof(ws), "%s", ev->workspace_id);
+        else if (st_get(a->state, ev->user_id, ws, sizeof(ws)) != ST_PRESENT)
+            ws[0] = '\0';
+        if (!ws[0] && ev->type == EV_REMOVE) {
+            finish_simple(e, j, RES_SUCCEEDED, KIND_NONE, "not_provisioned", NULL, NULL);
+            return;
+        }
+        if (!ws[0]) {
+            finish_simple(e, j, RES_FAILED, KIND_UNKNOWN_WORKSPACE,
+                          NULL, "no workspace is known for this userId", NULL);
+            return;
+        }
+    }
+    if (send_request(e, j, ws) != 0)
+        finish_simple(e, j, RES_FAILED, KIND_PERMANENT, NULL, "cannot build the request", ws);
+}
+
+/* --- completing a request --- */
+
+static void error_message(const struct xfer *x, const struct resp *r, long status, char *out,
+                          size_t cap)
+{
+    const char *tid = r->tracking_id ? r->tracking_id : x->webex_tracking;
+    if (status == 0)
+        snprintf(out, cap, "%s", x->errbuf[0] ? x->errbuf : "no response");
+    else if (r->message && *tid)
+        snprintf(out, cap, "%s (Webex trackingId %s)", r->message, tid);
+    else if (r->message)
+        snprintf(out, cap, "%s", r->message);
+    else
+        snprintf(out, cap, "HTTP %ld%s%s", status, *tid ? ", Webex trackingId " : "", tid);
+}
+
+static void succeed(struct engine *e, struct job *j, long status, const char *note,
+                    const struct resp *r, const char *ws_used)
+{
+    const struct ev_event *ev = &j->ev;
+    char ws[EV_MAX_WORKSPACE_ID + 1] = "";
+    struct outcome o = {.outcome = RES_SUCCEEDED, .http_status = (int)status, .note = note,
+                        .resp = r};
+
+    if (ev->type == EV_PROVISION && !note) {
+        if (!r->id || !*r->id) {
+            o.outcome = RES_FAILED;
+            o.error_kind = KIND_PERMANENT;
+            o.error_message = "success response without a workspace id";
+        } else {
+            o.workspace_id = r->id;
+            o.state_put = true;
+        }
+    } else if (ev->type == EV_PROVISION) { /* already_provisioned: keep the known id */
+        if (st_get(e->a->state, ev->user_id, ws, sizeof(ws)) == ST_PRESENT)
+            o.workspace_id = ws;
+    } else if (ev->type == EV_UPDATE) {
+        o.workspace_id = ws_used;
+        o.state_put = true;
+        if (ev->ignored[0]) {
+            snprintf(ws, sizeof(ws), "ignored: %s", ev->ignored);
+            o.note = ws;
+        }
+    } else {
+        o.workspace_id = ws_used;
+        o.state_remove = true;
+    }
+    finish(e, j, &o);
+}
+
+static void retry_later(struct engine *e, struct job *j, const struct xfer *x, bool wait)
+{
+    struct app *a = e->a;
+    int64_t now = app_now_us(), secs;
+    int64_t ms = cls_backoff_ms(wait ? 1 + j->waits : j->attempts - j->waits,
+                                atomic_load(&a->backoff_initial_ms),
+                                atomic_load(&a->backoff_max_ms), rnd(e));
+    if (wait) {
+        j->waits++;
+        if (cls_retry_after(x->retry_after, app_epoch_ms() / 1000, &secs) == 0)
+            ms = secs * 1000;
+        close_gate(e, now + ms * 1000);
+        log_notice("Webex %s: waiting %" PRId64 " ms before any request", x->retry_after[0]
+                       ? "rate limit (Retry-After)" : "rate limit", ms);
+    }
+    wait_until(e, j, now + ms * 1000);
+}
+
+static void complete(struct engine *e, struct xfer *x, CURLcode rc)
+{
+    struct job *j = x->job;
+    long status = 0;
+    struct resp r;
+    char msg[RESP_MSG_MAX + 160];
+    const char *ws = x->ws[0] ? x->ws : NULL;
+
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    resp_parse(x->body, x->len, &r);
+    struct cls_input in = {
+        .type = j->ev.type,
+        .status = status,
+        .attempts = j->attempts - j->waits,
+        .max_attempts = (int)atomic_load(&e->a->max_attempts),
+        .auth_retried = j->auth_retried,
+        .have_state = status == 409 && st_get(e->a->state, j->ev.user_id, NULL, 0) == ST_PRESENT,
+    };
+    struct cls_verdict v = cls_classify(&in);
+    switch (v.action) {
+    case CLS_SUCCEEDED:
+        succeed(e, j, status, v.note, &r, ws);
+        break;
+    case CLS_FAILED: {
+        if (v.kind == KIND_AUTH)
+            log_write(LOG_LVL_ERR, LOG_MID_AUTH_FAILED,
+                      "Webex rejected the access token twice (401); check %s",
+                      "webex.access_token_file");
+        error_message(x, &r, status, msg, sizeof(msg));
+        struct outcome o = {.outcome = RES_FAILED, .http_status = status ? (int)status : -1,
+                            .error_kind = v.kind, .error_message = msg,
+                            .workspace_id = ws};
+        finish(e, j, &o);
+        break;
+    }
+    case CLS_RETRY:
+        retry_later(e, j, x, false);
+        break;
+    case CLS_WAIT:
+        retry_later(e, j, x, true);
+        break;
+    case CLS_REAUTH:
+        j->auth_retried = true;
+        (void)token_renew(e->a->token, x->token_gen);
+        wait_until(e, j, app_now_us());
+        break;
+    }
+    resp_clear(&r);
+}
+
+static void reap(struct engine *e)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(e->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        struct xfer *x = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        CURLcode rc = m->data.result;
+        curl_multi_remove_handle(e->multi, m->easy_handle);
+        e->inflight--;
+        complete(e, x, rc);
+        xfer_put(e, x);
+    }
+}
+
+/* --- the loop --- */
+
+static void start_due(struct engine *e, int64_t now)
+{
+    while (e->waiting && e->waiting->due_us <= now && e->inflight < e->capacity &&
+           gate_us(e) <= now) {
+        struct job *j = e->waiting;
+        e->waiting = j->next;
+        start(e, j);
+    }
+}
+
+static void take_ready(struct engine *e, int64_t now)
+{
+    if (gate_us(e) > now || e->inflight >= e->capacity)
+        return;
+    struct job *j = pipe_take(e->a, e->capacity - e->inflight);
+    while (j) {
+        struct job *next = j->next;
+        atomic_fetch_add(&e->a->n_inflight, 1);
+        start(e, j);
+        j = next;
+    }
+}
+
+static long poll_timeout_ms(struct engine *e, int64_t now)
+{
+    long t = MAX_POLL_MS, ct = -1;
+    if (curl_multi_timeout(e->multi, &ct) == CURLM_OK && ct >= 0 && ct < t)
+        t = ct;
+    int64_t next = e->waiting ? e->waiting->due_us : INT64_MAX;
+    if (gate_us(e) > now && next < gate_us(e))
+        next = gate_us(e);
+    if (next != INT64_MAX) {
+        int64_t ms = next > now ? (next - now + 999) / 1000 : 0;
+        if (ms < t)
+            t = (long)ms;
+    }
+    return t;
+}
+
+static void *engine_main(void *arg)
+{
+    struct engine *e = arg;
+    int running;
+
+    while (!atomic_load(&e->stop)) {
+        int64_t now = app_now_us();
+        start_due(e, now);
+        take_ready(e, now);
+        curl_multi_perform(e->multi, &running);
+        reap(e);
+        curl_multi_poll(e->multi, NULL, 0, (int)poll_timeout_ms(e, app_now_us()), NULL);
+    }
+    return NULL;
+}
+
+static struct engine *engine_new(struct app *a, int capacity)
+{
+    struct engine *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->a = a;
+    e->capacity = capacity;
+    if (getrandom(&e->rng, sizeof(e->rng), 0) != (ssize_t)sizeof(e->rng) || e->rng == 0)
+        e->rng = (uint64_t)app_now_us() | 1;
+    e->multi = curl_multi_init();
+    if (!e->multi) {
+        free(e);
+        return NULL;
+    }
+    curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)capacity);
+    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)capacity);
+    return e;
+}
+
+static void engine_free(struct engine *e)
+{
+    /* Transfers still running are abandoned: their jobs stay in the key
+     * scheduler, which frees them; their offsets were never stored. */
+    while (e->all) {
+        struct xfer *x = e->all;
+        e->all = x->next_all;
+        if (x->busy)
+            curl_multi_remove_handle(e->multi, x->easy);
+        curl_slist_free_all(x->hdrs);
+        req_clear(&x->req);
+        curl_easy_cleanup(x->easy);
+        free(x->body);
+        free(x);
+    }
+    curl_multi_cleanup(e->multi);
+    free(e);
+}
+
+int engines_start(struct app *a)
+{
+    int n = (int)a->cfg.pipeline_workers;
+    a->engines = calloc((size_t)n, sizeof(*a->engines));
+    if (!a->engines)
+        return -1;
+    int per = (int)((a->cfg.webex_max_in_flight + n - 1) / n);
+    for (int i = 0; i < n; i++) {
+        a->engines[i] = engine_new(a, per);
+        if (!a->engines[i] || pthread_create(&a->engines[i]->thread, NULL, engine_main,
+                                             a->engines[i]) != 0) {
+            log_err("cannot start HTTP worker %d", i);
+            if (a->engines[i])
+                engine_free(a->engines[i]);
+            a->engines[i] = NULL;
+            return -1;
+        }
+        a->n_engines = i + 1;
+    }
+    return 0;
+}
+
+void engines_wake(struct app *a)
+{
+    for (int i = 0; i < a->n_engines; i++)
+        if (a->engines[i])
+            curl_multi_wakeup(a->engines[i]->multi);
+}
+
+void engines_stop(struct app *a)
+{
+    for (int i = 0; i < a->n_engines; i++) {
+        atomic_store(&a->engines[i]->stop, true);
+        curl_multi_wakeup(a->engines[i]->multi);
+    }
+    for (int i = 0; i < a->n_engines; i++) {
+        pthread_join(a->engines[i]->thread, NULL);
+        engine_free(a->engines[i]);
+    }
+    free(a->engines);
+    a->engines = NULL;
+    a->n_engines = 0;
+}

@@ -1,0 +1,198 @@
+/* kafka: builds the librdkafka handles from the kafka.* settings (passed
+ * through unchanged, as kcat's -X does) plus the few properties bwprovd's
+ * guarantees depend on, and waits for Kafka at start-up. */
+#include "app.h"
+
+#include "log.h"
+#include "notify.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+enum role { ROLE_PRODUCER, ROLE_CONSUMER, ROLE_LOADER };
+
+static int set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
+               size_t errlen)
+{
+    char why[256];
+    if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) == RD_KAFKA_CONF_OK)
+        return 0;
+    snprintf(err, errlen, "kafka %s: %s", name, why);
+    return -1;
+}
+
+static bool user_set(const struct app *a, enum cfg_kafka_scope scope, const char *name)
+{
+    for (size_t i = 0; i < a->cfg.n_kafka; i++)
+        if ((a->cfg.kafka[i].scope == scope || a->cfg.kafka[i].scope == CFG_KAFKA_BOTH) &&
+            strcmp(a->cfg.kafka[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct app *a = opaque;
+    char fatal[256];
+
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        log_err("Kafka fatal error: %s", fatal);
+        atomic_store(&a->fatal, true);
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        if (!atomic_exchange(&a->kafka_down, true))
+            log_write(LOG_LVL_ERR, LOG_MID_KAFKA_LOST, "Kafka unreachable: %s", reason);
+        return;
+    }
+    log_debug("kafka: %s: %s", rd_kafka_err2name(err), reason);
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    LOG(level < LOG_LVL_ERR ? LOG_LVL_ERR : level, "librdkafka %s: %s", fac, buf);
+}
+
+/* What bwprovd's guarantees need, unless the operator knows better. */
+static int defaults(struct app *a, rd_kafka_conf_t *conf, enum role role, char *err,
+                    size_t errlen)
+{
+    enum cfg_kafka_scope scope = role == ROLE_PRODUCER ? CFG_KAFKA_PRODUCER : CFG_KAFKA_CONSUMER;
+    static const char *const producer[][2] = {
+        {"enable.idempotence", "true"}, /* no duplicates or reordering on retry */
+        {"message.timeout.ms", "0"},    /* a Kafka outage is waited out, not a loss */
+        {"linger.ms", "5"},
+        {"queue.buffering.max.messages", "1000000"},
+    };
+    static const char *const consumer[][2] = {
+        {"enable.auto.commit", "true"},
+        {"enable.auto.offset.store", "false"}, /* only finished offsets are stored */
+        {"auto.offset.reset", "earliest"},
+        {"partition.assignment.strategy", "cooperative-sticky"},
+    };
+    static const char *const loader[][2] = {
+        {"enable.auto.commit", "false"},
+        {"enable.partition.eof", "true"},
+        {"auto.offset.reset", "earliest"},
+    };
+    const char *const(*list)[2] = role == ROLE_PRODUCER ? producer
+                                  : role == ROLE_CONSUMER ? consumer
+                                                          : loader;
+    size_t n = role == ROLE_PRODUCER   ? sizeof(producer) / sizeof(producer[0])
+               : role == ROLE_CONSUMER ? sizeof(consumer) / sizeof(consumer[0])
+                                       : sizeof(loader) / sizeof(loader[0]);
+    for (size_t i = 0; i < n; i++) {
+        bool forced = role == ROLE_LOADER || strcmp(list[i][0], "enable.auto.offset.store") == 0 ||
+                      strcmp(list[i][0], "enable.idempotence") == 0;
+        if ((forced || !user_set(a, scope, list[i][0])) &&
+            set(conf, list[i][0], list[i][1], err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static rd_kafka_conf_t *make_conf(struct app *a, enum role role, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    enum cfg_kafka_scope scope = role == ROLE_PRODUCER ? CFG_KAFKA_PRODUCER : CFG_KAFKA_CONSUMER;
+
+    for (size_t i = 0; i < a->cfg.n_kafka; i++) {
+        const struct cfg_kafka_prop *p = &a->cfg.kafka[i];
+        if (p->scope != CFG_KAFKA_BOTH && p->scope != scope)
+            continue;
+        if (role == ROLE_LOADER && strcmp(p->name, "group.id") == 0)
+            continue; /* the loader reads every partition itself */
+        if (set(conf, p->name, p->value, err, errlen) != 0) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen - n, " (%s)", p->where);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    if (defaults(a, conf, role, err, errlen) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(conf, a);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    if (role == ROLE_PRODUCER)
+        rd_kafka_conf_set_dr_msg_cb(conf, consumer_dr_cb);
+    if (role == ROLE_CONSUMER)
+        rd_kafka_conf_set_rebalance_cb(conf, consumer_rebalance_cb);
+    return conf;
+}
+
+static rd_kafka_t *make(struct app *a, enum role role, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = make_conf(a, role, err, errlen);
+    if (!conf)
+        return NULL;
+    char why[512];
+    rd_kafka_t *rk = rd_kafka_new(role == ROLE_PRODUCER ? RD_KAFKA_PRODUCER : RD_KAFKA_CONSUMER,
+                                  conf, why, sizeof(why));
+    if (!rk) {
+        snprintf(err, errlen, "kafka: %s", why);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    if (role == ROLE_CONSUMER)
+        rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+int kafka_create(struct app *a, rd_kafka_t **loader_rk, char *err, size_t errlen)
+{
+    a->producer = make(a, ROLE_PRODUCER, err, errlen);
+    if (!a->producer)
+        return -1;
+    a->consumer = make(a, ROLE_CONSUMER, err, errlen);
+    if (!a->consumer)
+        return -1;
+    *loader_rk = make(a, ROLE_LOADER, err, errlen);
+    return *loader_rk ? 0 : -1;
+}
+
+static bool topic_known(const struct rd_kafka_metadata *md, const char *name)
+{
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (strcmp(md->topics[i].topic, name) == 0 &&
+            md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return true;
+    return false;
+}
+
+int kafka_wait_ready(struct app *a)
+{
+    int64_t deadline = app_now_us() + a->cfg.startup_timeout_ms * 1000;
+    const char *topics[] = {a->cfg.topic_events, a->cfg.topic_results, a->cfg.topic_dlq,
+                            a->cfg.topic_state};
+    char status[512];
+
+    ntf_status("Waiting for Kafka to answer a metadata request");
+    while (app_now_us() < deadline && !atomic_load(&a->stopping)) {
+        const struct rd_kafka_metadata *md = NULL;
+        if (rd_kafka_metadata(a->producer, 1, NULL, &md, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            ntf_status("Kafka unreachable: waiting for a metadata answer");
+            continue;
+        }
+        const char *missing = NULL;
+        for (size_t i = 0; i < 4 && !missing; i++)
+            if (!topic_known(md, topics[i]))
+                missing = topics[i];
+        rd_kafka_metadata_destroy(md);
+        if (!missing)
+            return 0;
+        snprintf(status, sizeof(status), "Waiting for topic %s to exist", missing);
+        ntf_status(status);
+        log_warn("topic %s does not exist yet; waiting", missing);
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+    }
+    log_err("Kafka did not answer with all topics within startup.timeout_ms (%ld ms)",
+            a->cfg.startup_timeout_ms);
+    return -1;
+}

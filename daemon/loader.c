@@ -1,0 +1,270 @@
+/* loader: the state loader thread. A consumer without a group assign()s
+ * every partition of topic.state from the beginning and tails it into the
+ * state table, so each instance knows every userId -> workspace mapping the
+ * group has written. Our own records are already in the table (workers write
+ * through), so records carrying our instance id are skipped: applying them
+ * late could otherwise undo a newer local change. */
+#include "app.h"
+
+#include "log.h"
+
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOADER_POLL_MS 100
+
+struct loader {
+    rd_kafka_t *rk;
+    pthread_t thread;
+    atomic_bool stop;
+    int nparts;
+    atomic_llong *pos;    /* next offset to read, per partition */
+    int64_t *target;      /* catch-up barrier: end offsets, per partition */
+    bool started;
+    atomic_ullong applied;
+};
+
+static bool header_is(const rd_kafka_message_t *m, const char *name, const char *value)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t len;
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(h, name, &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return false;
+    return len == strlen(value) && memcmp(v, value, len) == 0;
+}
+
+/* "topic/partition/offset" from the bwprovd-source header of a tombstone. */
+static bool source_of(const rd_kafka_message_t *m, char *topic, size_t cap, struct st_src *src)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t len;
+    char buf[512];
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(h, "bwprovd-source", &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        len >= sizeof(buf))
+        return false;
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    char *slash2 = strrchr(buf, '/');
+    if (!slash2)
+        return false;
+    *slash2 = '\0';
+    char *slash1 = strrchr(buf, '/');
+    if (!slash1 || sscanf(slash1 + 1, "%" SCNd32, &src->partition) != 1 ||
+        sscanf(slash2 + 1, "%" SCNd64, &src->offset) != 1)
+        return false;
+    *slash1 = '\0';
+    snprintf(topic, cap, "%s", buf);
+    src->topic = topic;
+    return true;
+}
+
+static const char *jstr(json_object *o, const char *name)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(o, name, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static bool jsource(json_object *o, char *topic, size_t cap, struct st_src *src)
+{
+    json_object *s, *p, *off;
+    const char *t;
+    if (!json_object_object_get_ex(o, "source", &s) || !json_object_is_type(s, json_type_object) ||
+        !(t = jstr(s, "topic")) || !json_object_object_get_ex(s, "partition", &p) ||
+        !json_object_object_get_ex(s, "offset", &off))
+        return false;
+    snprintf(topic, cap, "%s", t);
+    src->topic = topic;
+    src->partition = json_object_get_int(p);
+    src->offset = json_object_get_int64(off);
+    return true;
+}
+
+static void apply_record(struct app *a, const rd_kafka_message_t *m, const char *user)
+{
+    char topic[512];
+    struct st_src src = {NULL, -1, -1};
+
+    json_object *o = json_tokener_parse((const char *)m->payload);
+    const char *ws = o ? jstr(o, "workspaceId") : NULL;
+    if (!ws || !*ws) {
+        log_warn("state record for %s at %s/%" PRId32 "/%" PRId64 " has no workspaceId; ignored",
+                 user, a->cfg.topic_state, m->partition, m->offset);
+    } else {
+        jsource(o, topic, sizeof(topic), &src);
+        if (st_put(a->state, user, ws, &src) != 0)
+            log_err("state table: out of memory");
+    }
+    json_object_put(o);
+}
+
+static void apply(struct app *a, const rd_kafka_message_t *m)
+{
+    char user[EV_MAX_USER_ID + 1], topic[512];
+    struct st_src src = {NULL, -1, -1};
+
+    if (!m->key || m->key_len == 0 || m->key_len > EV_MAX_USER_ID ||
+        memchr(m->key, '\0', m->key_len)) {
+        log_warn("state record without a valid key at %s/%" PRId32 "/%" PRId64 "; ignored",
+                 a->cfg.topic_state, m->partition, m->offset);
+        return;
+    }
+    if (header_is(m, "bwprovd-writer", a->instance_id))
+        return;
+    memcpy(user, m->key, m->key_len);
+    user[m->key_len] = '\0';
+    if (!m->payload) {
+        source_of(m, topic, sizeof(topic), &src);
+        if (st_remove(a->state, user, &src) != 0)
+            log_err("state table: out of memory");
+        return;
+    }
+    /* json-c needs a terminated string; state records are small */
+    char *copy = strndup(m->payload, m->len);
+    if (!copy)
+        return;
+    rd_kafka_message_t tmp = *m;
+    tmp.payload = copy;
+    apply_record(a, &tmp, user);
+    free(copy);
+}
+
+static void advance(struct loader *l, int32_t p, int64_t next)
+{
+    if (p < 0 || p >= l->nparts)
+        return;
+    int64_t cur = atomic_load(&l->pos[p]);
+    if (next > cur)
+        atomic_store(&l->pos[p], next);
+}
+
+static void *loader_main(void *arg)
+{
+    struct app *a = arg;
+    struct loader *l = a->loader;
+
+    while (!atomic_load(&l->stop)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(l->rk, LOADER_POLL_MS);
+        if (!m)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            advance(l, m->partition, m->offset);
+        else if (m->err)
+            log_warn("state loader: %s", rd_kafka_message_errstr(m));
+        else {
+            apply(a, m);
+            atomic_fetch_add(&l->applied, 1);
+            advance(l, m->partition, m->offset + 1);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return NULL;
+}
+
+static int partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int n = -1;
+    if (t && rd_kafka_metadata(rk, 0, t, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        n = md->topics[0].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (t)
+        rd_kafka_topic_destroy(t);
+    return n;
+}
+
+static int assign_all(struct app *a, struct loader *l)
+{
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(l->nparts);
+    for (int p = 0; p < l->nparts; p++)
+        rd_kafka_topic_partition_list_add(parts, a->cfg.topic_state, p)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_resp_err_t e = rd_kafka_assign(l->rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (e)
+        log_err("state loader: assign %s: %s", a->cfg.topic_state, rd_kafka_err2str(e));
+    return e ? -1 : 0;
+}
+
+int loader_start(struct app *a, rd_kafka_t *rk)
+{
+    struct loader *l = calloc(1, sizeof(*l));
+    if (!l)
+        return -1;
+    a->loader = l;
+    l->rk = rk;
+    l->nparts = partition_count(rk, a->cfg.topic_state, 10000);
+    if (l->nparts <= 0) {
+        log_err("state topic %s not found (create it log-compacted)", a->cfg.topic_state);
+        return -1;
+    }
+    l->pos = calloc((size_t)l->nparts, sizeof(*l->pos));
+    l->target = calloc((size_t)l->nparts, sizeof(*l->target));
+    if (!l->pos || !l->target || assign_all(a, l) != 0)
+        return -1;
+    if (pthread_create(&l->thread, NULL, loader_main, a) != 0)
+        return -1;
+    l->started = true;
+    log_info("state loader reading %s (%d partitions)", a->cfg.topic_state, l->nparts);
+    return 0;
+}
+
+void loader_stop(struct app *a)
+{
+    struct loader *l = a->loader;
+    if (!l)
+        return;
+    if (l->started) {
+        atomic_store(&l->stop, true);
+        pthread_join(l->thread, NULL);
+    }
+    if (l->rk) {
+        rd_kafka_consumer_close(l->rk);
+        rd_kafka_destroy(l->rk);
+    }
+    free(l->pos);
+    free(l->target);
+    free(l);
+    a->loader = NULL;
+}
+
+int loader_set_barrier(struct app *a)
+{
+    struct loader *l = a->loader;
+    for (int p = 0; p < l->nparts; p++) {
+        int64_t lo, hi;
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(l->rk, a->cfg.topic_state, p, &lo, &hi, 2000);
+        if (e) {
+            log_warn("state topic end offsets: %s (retrying)", rd_kafka_err2str(e));
+            return -1;
+        }
+        l->target[p] = hi;
+    }
+    return 0;
+}
+
+bool loader_caught_up(struct app *a)
+{
+    struct loader *l = a->loader;
+    for (int p = 0; p < l->nparts; p++)
+        if (atomic_load(&l->pos[p]) < l->target[p])
+            return false;
+    return true;
+}
+
+unsigned long long loader_applied(struct app *a)
+{
+    return a->loader ? atomic_load(&a->loader->applied) : 0;
+}
