@@ -358,9 +358,14 @@ static void catch_up(struct app *a)
 {
     struct consumer *c = a->cons;
 
-    if (c->need_barrier && loader_set_barrier(a) == 0) {
-        c->need_barrier = false;
-        c->barrier_set = true;
+    if (c->need_barrier) {
+        int64_t t0 = app_now_us();
+        if (loader_set_barrier(a) == 0) {
+            c->need_barrier = false;
+            c->barrier_set = true;
+        }
+        log_debug("state topic end offsets queried in %lld ms",
+                  (long long)(app_now_us() - t0) / 1000);
     }
     if (!c->barrier_set || !loader_caught_up(a))
         return;

@@ -112,7 +112,12 @@ static rd_kafka_conf_t *make_conf(struct app *a, enum role role, char *err, size
             return NULL;
         }
     }
-    if (defaults(a, conf, role, err, errlen) != 0) {
+    /* librdkafka wants a group.id even for assign(); the loader never joins
+     * or commits, so a private name keeps it out of the real group. */
+    char group[64];
+    snprintf(group, sizeof(group), "bwprovd-state-%.16s", a->instance_id);
+    if ((role == ROLE_LOADER && set(conf, "group.id", group, err, errlen) != 0) ||
+        defaults(a, conf, role, err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

@@ -242,10 +242,12 @@ void loader_stop(struct app *a)
 int loader_set_barrier(struct app *a)
 {
     struct loader *l = a->loader;
+    /* Asked through the producer: its broker connections are up already,
+     * where the loader's own handle answers ListOffsets only after seconds. */
     for (int p = 0; p < l->nparts; p++) {
         int64_t lo, hi;
         rd_kafka_resp_err_t e =
-            rd_kafka_query_watermark_offsets(l->rk, a->cfg.topic_state, p, &lo, &hi, 2000);
+            rd_kafka_query_watermark_offsets(a->producer, a->cfg.topic_state, p, &lo, &hi, 2000);
         if (e) {
             log_warn("state topic end offsets: %s (retrying)", rd_kafka_err2str(e));
             return -1;
