@@ -20,7 +20,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j 2 $(CTEST_FLAGS)
 
 demo: build
-	tests/demo.sh $(BUILD)
+	/usr/bin/python3 tests/demo.py $(BUILD)
 
 format:
 	clang-format -i common/*.[ch] daemon/*.[ch] tests/*/*.[ch]

@@ -24,7 +24,7 @@
 #define EXIT_USAGE 64
 #define EXIT_UNAVAILABLE 69
 #define EXIT_CONFIG 78
-#define STATUS_EVERY_US 5000000
+#define STATUS_EVERY_US 2000000
 #define TICK_MS 250
 
 struct opts {

@@ -1,0 +1,88 @@
+#!/usr/bin/python3
+"""make demo: a mock Kafka cluster and the Webex API simulator on loopback,
+the real bwprovd between them, a handful of events (the seed's example
+workspace among them), and the outcomes as a table. Everything is shut down
+at the end, whatever happens."""
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import bwtest  # noqa: E402
+
+SEED_USER = "95547321@sp.com"
+SEED_PROVISIONING_ID = ("ZjViMzYxODctYzhkZC00NzI3LThiMmYtZjljNDQ3ZjI5MDQ2OjQyODVmNTk0LTViNTEtNDdi"
+                        "ZS05Mzk2LTZjMzZlMmFkODNhNQ")
+
+
+def events():
+    seed = bwtest.provision(SEED_USER, provisioningId=SEED_PROVISIONING_ID,
+                            displayName="Conference Room", primaryPhoneNumber="+1-240-555-1212",
+                            extension="51212")
+    lobby = "lobby@acme.sp.com"
+    recs = [
+        seed,
+        bwtest.provision(lobby, displayName="Lobby Phone", extension="1000"),
+        bwtest.provision("boardroom@acme.sp.com", displayName="Boardroom"),
+        bwtest.update(SEED_USER, extension="51213"),
+        bwtest.update(lobby, newUserId="reception@acme.sp.com"),
+        bwtest.remove("boardroom@acme.sp.com"),
+        bwtest.remove("never-provisioned@acme.sp.com"),
+        bwtest.update("unknown@acme.sp.com", extension="1"),
+    ]
+    out = [bwtest.event_record(e) for e in recs]
+    out.append(("broken@acme.sp.com", '{"eventId": "demo-broken", "type": "workspace.provision"'))
+    return out
+
+
+def table(results):
+    rows = [("OUTCOME", "HTTP", "TYPE", "USER", "NOTE / ERROR")]
+    for m in results:
+        r = json.loads(m["value"])
+        err = r["error"]
+        detail = r["note"] or ("%s: %s" % (err["kind"], err["message"]) if err else "")
+        rows.append((r["outcome"], str(r["httpStatus"] or "-"), (r["type"] or "-").split(".")[-1],
+                     r["userId"] or m["key"] or "-", detail[:60]))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
+
+
+def main():
+    build = sys.argv[1] if len(sys.argv) > 1 else "build"
+    os.environ.setdefault("BWPROVD", os.path.join(build, "daemon", "bwprovd"))
+    os.environ.setdefault("MOCKKAFKA", os.path.join(build, "tests", "kafka", "mockkafka"))
+    os.environ.setdefault("WEBSIM", os.path.join(build, "tests", "sim", "websim"))
+    with bwtest.MockKafka(partitions=4) as mk, bwtest.WebSim() as sim, \
+            bwtest.Daemon(mk.bootstrap, sim) as d:
+        print("Kafka (librdkafka mock cluster): %s" % mk.bootstrap)
+        print("Webex API simulator:             %s" % sim.base_url)
+        d.wait_ready(60)
+        print("bwprovd is READY (pid %d); producing events ..." % d.pid)
+        recs = events()
+        t0 = time.monotonic()
+        mk.produce(bwtest.TOPIC_EVENTS, recs)
+        results = mk.consume(bwtest.TOPIC_RESULTS, count=len(recs), timeout=60)
+        results.sort(key=lambda m: json.loads(m["value"])["completedAt"])
+        print("\n%d events, %d results in %.1f s:\n" % (len(recs), len(results),
+                                                       time.monotonic() - t0))
+        table(results)
+        dlq = mk.consume(bwtest.TOPIC_DLQ)
+        print("\nDead-letter topic: %d record(s)" % len(dlq))
+        for m in dlq:
+            print("  %s  bwprovd-error=%s" % (m["key"], m["headers"].get("bwprovd-error")))
+        ws = sim.workspaces()
+        print("\nWorkspaces now in (simulated) Webex: %d" % ws["count"])
+        for w in ws["workspaces"]:
+            print("  %-24s ext %-6s %s" % (w["userId"], w.get("extension") or "-", w["id"][:40]))
+        statuses = d.statuses()
+        if statuses:
+            print("\nLast STATUS= sent to systemd: %s" % statuses[-1])
+        rc = d.stop()
+        print("\nbwprovd stopped on SIGTERM with exit status %d" % rc)
+        return 0 if rc == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
