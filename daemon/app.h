@@ -43,6 +43,8 @@ struct job {
     int waits;          /* of which answered 429/423 (not counted) */
     bool auth_retried;
     int64_t due_us;     /* retry not before (monotonic) */
+    uint64_t auth_gen;  /* token generation that got the 401 */
+    char *ws;           /* workspace id the request is about (update/remove) */
     char tracking_id[REQ_TRACKING_MAX];
     atomic_int acks;    /* produced records not yet acknowledged */
     atomic_bool lost;   /* a record could not be produced: never commit */
@@ -62,6 +64,7 @@ struct app {
     struct consumer *cons;
     struct st_table *state;
     struct token *token;
+    struct rl *rl; /* shared rate limiter */
 
     /* Key scheduler and ready queue, under lock. */
     pthread_mutex_t lock;
@@ -167,6 +170,9 @@ int token_header(struct token *t, char *buf, size_t cap, uint64_t *gen);
 /* After a 401 with token gen: re-reads the file unless another thread
  * already did (single flight). Returns 0 if a (possibly) new token is there. */
 int token_renew(struct token *t, uint64_t gen);
+/* After token_renew(gen): 1 when a newer token is there, 0 while the
+ * renewal is under way, -1 when it failed. */
+int token_state(struct token *t, uint64_t gen);
 /* SIGHUP: re-read now. */
 int token_reload(struct token *t, const struct cfg *c);
 

@@ -7,6 +7,7 @@
 
 #include "classify.h"
 #include "cred.h"
+#include "ratelimit.h"
 #include "log.h"
 #include "resp.h"
 #include "result.h"
@@ -21,6 +22,7 @@
 
 #define RESP_BODY_MAX (1024 * 1024)
 #define MAX_POLL_MS 200
+#define AUTH_POLL_US 20000
 
 struct xfer {
     CURL *easy;
@@ -33,7 +35,6 @@ struct xfer {
     char retry_after[64];
     char webex_tracking[128];
     char errbuf[CURL_ERROR_SIZE];
-    char ws[EV_MAX_WORKSPACE_ID + 1]; /* the workspace id the request is about */
     uint64_t token_gen;
     bool busy;
     struct xfer *next_free;
@@ -46,6 +47,9 @@ struct engine {
     CURLM *multi;
     int inflight, capacity;
     struct job *waiting; /* retries, ordered by due_us */
+    struct job *blocked_head, *blocked_tail; /* ready to send */
+    int nblocked;
+    struct job *auth_wait; /* 401: waiting for a renewed token */
     struct xfer *free_xfers;
     struct xfer *all;
     atomic_bool stop;
@@ -99,6 +103,19 @@ static void finish_simple(struct engine *e, struct job *j, int outcome, int kind
 {
     struct outcome o = {.outcome = outcome, .http_status = -1, .note = note, .error_kind = kind,
                         .error_message = msg, .workspace_id = ws};
+    finish(e, j, &o);
+}
+
+static void log_auth_failed(const char *why)
+{
+    log_write(LOG_LVL_ERR, LOG_MID_AUTH_FAILED, "Webex authentication failed: %s", why);
+}
+
+static void fail_auth(struct engine *e, struct job *j, const char *why)
+{
+    log_auth_failed(why);
+    struct outcome o = {.outcome = RES_FAILED, .http_status = 401, .error_kind = KIND_AUTH,
+                        .error_message = why, .workspace_id = j->ws};
     finish(e, j, &o);
 }
 
@@ -269,7 +286,6 @@ static int send_request(struct engine *e, struct job *j, const char *ws)
     if (!x)
         return -1;
     x->job = j;
-    snprintf(x->ws, sizeof(x->ws), "%s", ws);
     x->retry_after[0] = x->webex_tracking[0] = x->errbuf[0] = '\0';
     if (req_build(&j->ev, ws, &x->req) != 0 ||
         snprintf(x->url, sizeof(x->url), "%s%s", e->a->cfg.webex_base_url, x->req.path) >=
@@ -288,8 +304,10 @@ static int send_request(struct engine *e, struct job *j, const char *ws)
     return 0;
 }
 
-/* Decides, before any request, what the state table already answers. */
-static void start(struct engine *e, struct job *j)
+/* Decides, before any request, what the state table already answers.
+ * Returns true when the job needs a request (its workspace id, if any, is
+ * then in j->ws); otherwise the job is finished here. */
+static bool prepare(struct engine *e, struct job *j)
 {
     struct app *a = e->a;
     const struct ev_event *ev = &j->ev;
@@ -298,29 +316,65 @@ static void start(struct engine *e, struct job *j)
 
     if (stale(e, j)) {
         drop(e, j);
-        return;
+        return false;
     }
     if (st_applied(a->state, ev->user_id, &src)) {
         finish_simple(e, j, RES_SUCCEEDED, KIND_NONE, "replayed", NULL, NULL);
-        return;
+        return false;
     }
-    if (ev->type != EV_PROVISION) {
-        if (ev->workspace_id)
-            snprintf(ws, sizeof(ws), "%s", ev->workspace_id);
-        else if (st_get(a->state, ev->user_id, ws, sizeof(ws)) != ST_PRESENT)
-            ws[0] = '\0';
-        if (!ws[0] && ev->type == EV_REMOVE) {
-            finish_simple(e, j, RES_SUCCEEDED, KIND_NONE, "not_provisioned", NULL, NULL);
-            return;
-        }
-        if (!ws[0]) {
-            finish_simple(e, j, RES_FAILED, KIND_UNKNOWN_WORKSPACE,
-                          NULL, "no workspace is known for this userId", NULL);
-            return;
-        }
+    if (ev->type == EV_PROVISION)
+        return true;
+    if (ev->workspace_id)
+        snprintf(ws, sizeof(ws), "%s", ev->workspace_id);
+    else if (st_get(a->state, ev->user_id, ws, sizeof(ws)) != ST_PRESENT)
+        ws[0] = '\0';
+    if (!ws[0] && ev->type == EV_REMOVE) {
+        finish_simple(e, j, RES_SUCCEEDED, KIND_NONE, "not_provisioned", NULL, NULL);
+        return false;
     }
-    if (send_request(e, j, ws) != 0)
-        finish_simple(e, j, RES_FAILED, KIND_PERMANENT, NULL, "cannot build the request", ws);
+    if (!ws[0]) {
+        finish_simple(e, j, RES_FAILED, KIND_UNKNOWN_WORKSPACE, NULL,
+                      "no workspace is known for this userId", NULL);
+        return false;
+    }
+    free(j->ws);
+    j->ws = strdup(ws);
+    if (!j->ws) {
+        finish_simple(e, j, RES_FAILED, KIND_PERMANENT, NULL, "out of memory", NULL);
+        return false;
+    }
+    return true;
+}
+
+static void send_or_fail(struct engine *e, struct job *j)
+{
+    if (send_request(e, j, j->ws ? j->ws : "") != 0)
+        finish_simple(e, j, RES_FAILED, KIND_PERMANENT, NULL, "cannot build the request", j->ws);
+}
+
+/* Jobs ready to send, waiting only for a free slot, the Retry-After gate
+ * or the rate limiter (FIFO). */
+static void block(struct engine *e, struct job *j)
+{
+    j->next = NULL;
+    if (e->blocked_tail)
+        e->blocked_tail->next = j;
+    else
+        e->blocked_head = j;
+    e->blocked_tail = j;
+    e->nblocked++;
+}
+
+static struct job *unblock(struct engine *e)
+{
+    struct job *j = e->blocked_head;
+    if (j) {
+        e->blocked_head = j->next;
+        if (!e->blocked_head)
+            e->blocked_tail = NULL;
+        e->nblocked--;
+    }
+    return j;
 }
 
 /* --- completing a request --- */
@@ -385,6 +439,7 @@ static void retry_later(struct engine *e, struct job *j, const struct xfer *x, b
         if (cls_retry_after(x->retry_after, app_epoch_ms() / 1000, &secs) == 0)
             ms = secs * 1000;
         close_gate(e, now + ms * 1000);
+        rl_penalize(a->rl, now);
         log_notice("Webex %s: waiting %" PRId64 " ms before any request", x->retry_after[0]
                        ? "rate limit (Retry-After)" : "rate limit", ms);
     }
@@ -397,7 +452,7 @@ static void complete(struct engine *e, struct xfer *x, CURLcode rc)
     long status = 0;
     struct resp r;
     char msg[RESP_MSG_MAX + 160];
-    const char *ws = x->ws[0] ? x->ws : NULL;
+    const char *ws = j->ws;
 
     if (rc == CURLE_OK)
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -417,9 +472,7 @@ static void complete(struct engine *e, struct xfer *x, CURLcode rc)
         break;
     case CLS_FAILED: {
         if (v.kind == KIND_AUTH)
-            log_write(LOG_LVL_ERR, LOG_MID_AUTH_FAILED,
-                      "Webex rejected the access token twice (401); check %s",
-                      "webex.access_token_file");
+            log_auth_failed("Webex rejected the renewed access token (401)");
         error_message(x, &r, status, msg, sizeof(msg));
         struct outcome o = {.outcome = RES_FAILED, .http_status = status ? (int)status : -1,
                             .error_kind = v.kind, .error_message = msg,
@@ -435,8 +488,10 @@ static void complete(struct engine *e, struct xfer *x, CURLcode rc)
         break;
     case CLS_REAUTH:
         j->auth_retried = true;
-        (void)token_renew(e->a->token, x->token_gen);
-        wait_until(e, j, app_now_us());
+        j->auth_gen = x->token_gen;
+        token_renew(e->a->token, x->token_gen);
+        j->next = e->auth_wait;
+        e->auth_wait = j;
         break;
     }
     resp_clear(&r);
@@ -461,39 +516,73 @@ static void reap(struct engine *e)
 
 /* --- the loop --- */
 
-static void start_due(struct engine *e, int64_t now)
+/* Retries whose time has come, and 401s whose token was renewed. */
+static void move_due(struct engine *e, int64_t now)
 {
-    while (e->waiting && e->waiting->due_us <= now && e->inflight < e->capacity &&
-           gate_us(e) <= now) {
+    while (e->waiting && e->waiting->due_us <= now) {
         struct job *j = e->waiting;
         e->waiting = j->next;
-        start(e, j);
+        if (prepare(e, j))
+            block(e, j);
+    }
+    struct job **pp = &e->auth_wait;
+    while (*pp) {
+        struct job *j = *pp;
+        int st = token_state(e->a->token, j->auth_gen);
+        if (st == 0) {
+            pp = &j->next;
+            continue;
+        }
+        *pp = j->next;
+        if (st > 0 && prepare(e, j))
+            block(e, j);
+        else if (st < 0)
+            fail_auth(e, j, "the access token could not be renewed after a 401");
     }
 }
 
-static void take_ready(struct engine *e, int64_t now)
+static void take_ready(struct engine *e)
 {
-    if (gate_us(e) > now || e->inflight >= e->capacity)
+    int room = e->capacity - e->inflight - e->nblocked;
+    if (room <= 0)
         return;
-    struct job *j = pipe_take(e->a, e->capacity - e->inflight);
+    struct job *j = pipe_take(e->a, room);
     while (j) {
         struct job *next = j->next;
         atomic_fetch_add(&e->a->n_inflight, 1);
-        start(e, j);
+        if (prepare(e, j))
+            block(e, j);
         j = next;
     }
 }
 
-static long poll_timeout_ms(struct engine *e, int64_t now)
+/* Starts blocked jobs while a slot, the gate and the limiter allow;
+ * returns when the next one may be tried (INT64_MAX: when woken). */
+static int64_t send_blocked(struct engine *e, int64_t now)
+{
+    while (e->blocked_head && e->inflight < e->capacity) {
+        int64_t gate = gate_us(e);
+        if (gate > now)
+            return gate;
+        int64_t wait = rl_acquire(e->a->rl, now);
+        if (wait > 0)
+            return now + wait;
+        send_or_fail(e, unblock(e));
+    }
+    return INT64_MAX;
+}
+
+static long poll_timeout_ms(struct engine *e, int64_t now, int64_t wake)
 {
     long t = MAX_POLL_MS, ct = -1;
     if (curl_multi_timeout(e->multi, &ct) == CURLM_OK && ct >= 0 && ct < t)
         t = ct;
-    int64_t next = e->waiting ? e->waiting->due_us : INT64_MAX;
-    if (gate_us(e) > now && next < gate_us(e))
-        next = gate_us(e);
-    if (next != INT64_MAX) {
-        int64_t ms = next > now ? (next - now + 999) / 1000 : 0;
+    if (e->waiting && e->waiting->due_us < wake)
+        wake = e->waiting->due_us;
+    if (e->auth_wait && now + AUTH_POLL_US < wake)
+        wake = now + AUTH_POLL_US;
+    if (wake != INT64_MAX) {
+        int64_t ms = wake > now ? (wake - now + 999) / 1000 : 0;
         if (ms < t)
             t = (long)ms;
     }
@@ -507,11 +596,13 @@ static void *engine_main(void *arg)
 
     while (!atomic_load(&e->stop)) {
         int64_t now = app_now_us();
-        start_due(e, now);
-        take_ready(e, now);
+        move_due(e, now);
+        take_ready(e);
+        int64_t wake = send_blocked(e, now);
         curl_multi_perform(e->multi, &running);
         reap(e);
-        curl_multi_poll(e->multi, NULL, 0, (int)poll_timeout_ms(e, app_now_us()), NULL);
+        now = app_now_us();
+        curl_multi_poll(e->multi, NULL, 0, (int)poll_timeout_ms(e, now, wake), NULL);
     }
     return NULL;
 }

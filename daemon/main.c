@@ -7,6 +7,7 @@
 #include "classify.h"
 #include "log.h"
 #include "notify.h"
+#include "ratelimit.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -177,6 +178,7 @@ static void reload(struct app *a, const struct opts *o)
     a->cfg.retry_backoff_initial_ms = next.retry_backoff_initial_ms;
     a->cfg.retry_backoff_max_ms = next.retry_backoff_max_ms;
     apply_reloadable(a);
+    rl_set_rate(a->rl, a->cfg.webex_rate_limit, app_now_us());
     token_reload(a->token, &next);
     cfg_free(&next);
     ntf_ready();
@@ -283,6 +285,7 @@ static void app_free(struct app *a)
     ks_free(a->ks);
     st_free(a->state);
     token_free(a->token);
+    rl_free(a->rl);
     pthread_mutex_destroy(&a->lock);
     cfg_free(&a->cfg);
 }
@@ -291,7 +294,7 @@ static int app_init(struct app *a, char *err, size_t errlen)
 {
     make_instance_id(a);
     if (pthread_mutex_init(&a->lock, NULL) != 0 || !(a->ks = ks_new()) ||
-        !(a->state = st_new())) {
+        !(a->state = st_new()) || !(a->rl = rl_new(a->cfg.webex_rate_limit, app_now_us()))) {
         snprintf(err, errlen, "out of memory");
         return 1;
     }

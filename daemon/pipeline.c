@@ -28,6 +28,7 @@ void job_free(struct job *j)
     if (!j)
         return;
     ev_clear(&j->ev);
+    free(j->ws);
     free(j->key);
     free(j->value);
     free(j);

@@ -1,36 +1,306 @@
-/* token: the bearer token, read from webex.access_token_file (cred:NAME
- * resolved), re-read after a 401 (single flight: one re-read however many
- * requests saw the 401) and on SIGHUP. The token never leaves this module
- * except inside the Authorization header. */
+/* token: the bearer token (SPEC §5).
+ *
+ * File mode: webex.access_token_file (cred:NAME resolved) is read at start,
+ * on SIGHUP and after a 401 (single flight: one re-read however many
+ * requests saw the 401).
+ *
+ * Refresh mode (webex.client_id + client_secret_file + refresh_token_file):
+ * a small thread obtains access tokens from POST {base}/access_token before
+ * they expire (at 80% of expires_in) and whenever a 401 asks for one; one
+ * refresh at a time, whatever the number of workers that saw the 401. A
+ * rotated refresh token is written back atomically (temp file + rename,
+ * 0600). The token never leaves this module except inside the
+ * Authorization header. */
 #include "app.h"
 
 #include "cred.h"
 #include "log.h"
 
+#include <curl/curl.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#define REFRESH_AT 0.8            /* of expires_in */
+#define RETRY_MIN_US 1000000      /* refresh failure backoff: 1 s .. 5 min */
+#define RETRY_MAX_US 300000000
+#define RESPONSE_MAX 65536
 
 struct token {
     pthread_mutex_t lock;
-    char *file;     /* as configured */
+    pthread_cond_t cond;
+    char *file;               /* access token file, may be NULL in refresh mode */
     char *value;
-    uint64_t gen;   /* bumped on every (re)load */
+    uint64_t gen;             /* bumped on every new token */
+    uint64_t failed_gen;      /* renewal from this generation failed */
+
+    /* refresh mode */
+    bool refresh;
+    char *client_id, *secret_file, *refresh_file, *url, *ca_file;
+    long timeout_ms;
+    int64_t renew_at_us;      /* next planned refresh */
+    bool wanted;              /* a 401 asked for one */
+    bool stop;
+    bool thread_started;
+    pthread_t thread;
 };
 
-static int load(struct token *t, char *err, size_t errlen)
+static void wipe_free(char *s)
 {
-    char *v = cred_read(t->file, err, errlen);
-    if (!v)
-        return -1;
+    if (s)
+        memset(s, 0, strlen(s));
+    free(s);
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int set_value(struct token *t, char *v, char *err, size_t errlen)
+{
     if (strpbrk(v, "\r\n")) { /* it goes into a header line */
-        snprintf(err, errlen, "%s: token contains a line break", t->file);
-        free(v);
+        snprintf(err, errlen, "token contains a line break");
+        wipe_free(v);
         return -1;
     }
-    free(t->value);
+    wipe_free(t->value);
     t->value = v;
     t->gen++;
+    return 0;
+}
+
+static int load_file(struct token *t, char *err, size_t errlen)
+{
+    char *v = cred_read(t->file, err, errlen);
+    return v ? set_value(t, v, err, errlen) : -1;
+}
+
+/* --- refresh --- */
+
+struct buf {
+    char *p;
+    size_t len;
+};
+
+static size_t collect(char *ptr, size_t size, size_t n, void *arg)
+{
+    struct buf *b = arg;
+    size_t len = size * n;
+    if (b->len + len > RESPONSE_MAX)
+        return 0;
+    char *np = realloc(b->p, b->len + len + 1);
+    if (!np)
+        return 0;
+    memcpy(np + b->len, ptr, len);
+    b->p = np;
+    b->len += len;
+    b->p[b->len] = '\0';
+    return len;
+}
+
+static char *form(CURL *h, const struct token *t, const char *secret, const char *refresh)
+{
+    char *id = curl_easy_escape(h, t->client_id, 0);
+    char *sec = curl_easy_escape(h, secret, 0);
+    char *ref = curl_easy_escape(h, refresh, 0);
+    char *out = NULL;
+    if (id && sec && ref) {
+        size_t n = strlen(id) + strlen(sec) + strlen(ref) + 96;
+        out = malloc(n);
+        if (out)
+            snprintf(out, n, "grant_type=refresh_token&client_id=%s&client_secret=%s&refresh_token=%s",
+                     id, sec, ref);
+    }
+    if (sec)
+        memset(sec, 0, strlen(sec));
+    if (ref)
+        memset(ref, 0, strlen(ref));
+    curl_free(id);
+    curl_free(sec);
+    curl_free(ref);
+    return out;
+}
+
+/* POSTs the form; returns the HTTP status (0: no response) and the body. */
+static long post(const struct token *t, const char *body, struct buf *resp, char *err,
+                 size_t errlen)
+{
+    CURL *h = curl_easy_init();
+    long status = 0;
+    char ebuf[CURL_ERROR_SIZE] = "";
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return 0;
+    }
+    curl_easy_setopt(h, CURLOPT_URL, t->url);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, t->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "bwprovd/" BWPROVD_VERSION);
+    if (t->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, t->ca_file);
+    if (curl_easy_perform(h) == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    else
+        snprintf(err, errlen, "%s", ebuf[0] ? ebuf : "request failed");
+    curl_easy_cleanup(h);
+    return status;
+}
+
+struct grant {
+    char *access;
+    char *refresh;
+    int64_t expires_in;
+};
+
+static int parse_grant(const struct buf *b, struct grant *g, char *err, size_t errlen)
+{
+    json_object *o = b->p ? json_tokener_parse(b->p) : NULL, *v;
+    memset(g, 0, sizeof(*g));
+    if (o && json_object_object_get_ex(o, "access_token", &v) &&
+        json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0)
+        g->access = strdup(json_object_get_string(v));
+    if (o && json_object_object_get_ex(o, "refresh_token", &v) &&
+        json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0)
+        g->refresh = strdup(json_object_get_string(v));
+    if (o && json_object_object_get_ex(o, "expires_in", &v))
+        g->expires_in = json_object_get_int64(v);
+    json_object_put(o);
+    if (!g->access || g->expires_in <= 0) {
+        snprintf(err, errlen, "answer without access_token/expires_in");
+        wipe_free(g->access);
+        wipe_free(g->refresh);
+        return -1;
+    }
+    return 0;
+}
+
+/* One refresh; called without the lock. On success installs the token. */
+static int refresh_once(struct token *t, char *err, size_t errlen)
+{
+    char *secret = cred_read(t->secret_file, err, errlen);
+    char *refresh = secret ? cred_read(t->refresh_file, err, errlen) : NULL;
+    struct buf resp = {0};
+    struct grant g;
+    int rc = -1;
+
+    CURL *h = refresh ? curl_easy_init() : NULL;
+    char *body = h ? form(h, t, secret, refresh) : NULL;
+    if (h)
+        curl_easy_cleanup(h);
+    if (body) {
+        long status = post(t, body, &resp, err, errlen);
+        wipe_free(body);
+        if (status == 200)
+            rc = parse_grant(&resp, &g, err, errlen);
+        else if (status)
+            snprintf(err, errlen, "HTTP %ld from %s", status, t->url);
+    }
+    if (rc == 0 && g.refresh && strcmp(g.refresh, refresh) != 0 &&
+        cred_write_atomic(t->refresh_file, g.refresh, err, errlen) != 0)
+        log_err("could not store the rotated refresh token: %s", err); /* keep going */
+    if (rc == 0) {
+        pthread_mutex_lock(&t->lock);
+        rc = set_value(t, g.access, err, errlen);
+        int64_t life = (int64_t)((double)g.expires_in * REFRESH_AT * 1e6);
+        t->renew_at_us = now_us() + (life > 1000000 ? life : 1000000);
+        pthread_mutex_unlock(&t->lock);
+        log_info("access token renewed; valid for %lld s", (long long)g.expires_in);
+        wipe_free(g.refresh);
+    }
+    free(resp.p);
+    wipe_free(secret);
+    wipe_free(refresh);
+    return rc;
+}
+
+static void *refresh_main(void *arg)
+{
+    struct token *t = arg;
+    int64_t backoff = RETRY_MIN_US;
+
+    pthread_mutex_lock(&t->lock);
+    while (!t->stop) {
+        int64_t now = now_us();
+        if (!t->wanted && now < t->renew_at_us) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            int64_t wait = t->renew_at_us - now;
+            ts.tv_sec += (time_t)(wait / 1000000);
+            ts.tv_nsec += (long)(wait % 1000000) * 1000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&t->cond, &t->lock, &ts);
+            continue;
+        }
+        uint64_t gen = t->gen;
+        pthread_mutex_unlock(&t->lock);
+        char err[512] = "";
+        int rc = refresh_once(t, err, sizeof(err));
+        pthread_mutex_lock(&t->lock);
+        t->wanted = false;
+        if (rc == 0) {
+            backoff = RETRY_MIN_US;
+            continue;
+        }
+        t->failed_gen = gen;
+        t->renew_at_us = now_us() + backoff;
+        backoff = backoff * 2 > RETRY_MAX_US ? RETRY_MAX_US : backoff * 2;
+        pthread_mutex_unlock(&t->lock);
+        log_write(LOG_LVL_ERR, LOG_MID_AUTH_FAILED, "Webex token refresh failed: %s", err);
+        pthread_mutex_lock(&t->lock);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+/* --- public --- */
+
+static int init_refresh(struct token *t, const struct cfg *c, char *err, size_t errlen)
+{
+    size_t n = strlen(c->webex_base_url) + sizeof("/access_token");
+    t->refresh = true;
+    t->client_id = strdup(c->webex_client_id);
+    t->secret_file = strdup(c->webex_client_secret_file);
+    t->refresh_file = strdup(c->webex_refresh_token_file);
+    t->ca_file = c->webex_ca_file ? strdup(c->webex_ca_file) : NULL;
+    t->timeout_ms = c->webex_timeout_ms;
+    t->url = malloc(n);
+    if (!t->client_id || !t->secret_file || !t->refresh_file || !t->url) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(t->url, n, "%s/access_token", c->webex_base_url);
+    /* The secrets must at least be readable now: a typo is a config error. */
+    char *s = cred_read(t->secret_file, err, errlen);
+    if (!s)
+        return -1;
+    wipe_free(s);
+    if (!(s = cred_read(t->refresh_file, err, errlen)))
+        return -1;
+    wipe_free(s);
+    /* An access token file, when given, serves until the first refresh. */
+    if (!t->file || load_file(t, err, errlen) != 0) {
+        if (refresh_once(t, err, errlen) != 0)
+            log_write(LOG_LVL_ERR, LOG_MID_AUTH_FAILED,
+                      "Webex token refresh failed at start: %s; retrying", err);
+    }
+    if (pthread_create(&t->thread, NULL, refresh_main, t) != 0) {
+        snprintf(err, errlen, "cannot start the token thread");
+        return -1;
+    }
+    t->thread_started = true;
     return 0;
 }
 
@@ -42,13 +312,14 @@ struct token *token_new(const struct cfg *c, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->cond, &ca);
+    pthread_condattr_destroy(&ca);
     t->file = c->webex_access_token_file ? strdup(c->webex_access_token_file) : NULL;
-    if (!t->file) {
-        snprintf(err, errlen, "webex.access_token_file is not set");
-        token_free(t);
-        return NULL;
-    }
-    if (load(t, err, errlen) != 0) {
+    int rc = c->webex_client_id ? init_refresh(t, c, err, errlen) : load_file(t, err, errlen);
+    if (rc != 0) {
         token_free(t);
         return NULL;
     }
@@ -59,10 +330,21 @@ void token_free(struct token *t)
 {
     if (!t)
         return;
-    if (t->value) /* do not leave the secret in freed memory */
-        memset(t->value, 0, strlen(t->value));
-    free(t->value);
+    if (t->thread_started) {
+        pthread_mutex_lock(&t->lock);
+        t->stop = true;
+        pthread_cond_signal(&t->cond);
+        pthread_mutex_unlock(&t->lock);
+        pthread_join(t->thread, NULL);
+    }
+    wipe_free(t->value);
     free(t->file);
+    free(t->client_id);
+    free(t->secret_file);
+    free(t->refresh_file);
+    free(t->url);
+    free(t->ca_file);
+    pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->lock);
     free(t);
 }
@@ -70,7 +352,7 @@ void token_free(struct token *t)
 int token_header(struct token *t, char *buf, size_t cap, uint64_t *gen)
 {
     pthread_mutex_lock(&t->lock);
-    int n = snprintf(buf, cap, "Authorization: Bearer %s", t->value ? t->value : "");
+    int n = t->value ? snprintf(buf, cap, "Authorization: Bearer %s", t->value) : -1;
     *gen = t->gen;
     pthread_mutex_unlock(&t->lock);
     return n > 0 && (size_t)n < cap ? 0 : -1;
@@ -82,13 +364,26 @@ int token_renew(struct token *t, uint64_t gen)
     int rc = 0;
 
     pthread_mutex_lock(&t->lock);
-    if (t->gen == gen) { /* nobody re-read it since this request was sent */
-        rc = load(t, err, sizeof(err));
-        if (rc != 0)
+    if (t->gen == gen && t->refresh) {
+        t->wanted = true;
+        pthread_cond_signal(&t->cond);
+    } else if (t->gen == gen) { /* nobody re-read it since this request was sent */
+        rc = load_file(t, err, sizeof(err));
+        if (rc != 0) {
+            t->failed_gen = gen;
             log_err("re-reading the access token after 401: %s", err);
+        }
     }
     pthread_mutex_unlock(&t->lock);
     return rc;
+}
+
+int token_state(struct token *t, uint64_t gen)
+{
+    pthread_mutex_lock(&t->lock);
+    int st = t->gen > gen ? 1 : t->failed_gen == gen && !t->wanted ? -1 : 0;
+    pthread_mutex_unlock(&t->lock);
+    return st;
 }
 
 int token_reload(struct token *t, const struct cfg *c)
@@ -97,6 +392,12 @@ int token_reload(struct token *t, const struct cfg *c)
     int rc = 0;
 
     pthread_mutex_lock(&t->lock);
+    if (t->refresh) {
+        t->wanted = true; /* SIGHUP: fetch a fresh token now */
+        pthread_cond_signal(&t->cond);
+        pthread_mutex_unlock(&t->lock);
+        return 0;
+    }
     if (c->webex_access_token_file && strcmp(c->webex_access_token_file, t->file) != 0) {
         char *f = strdup(c->webex_access_token_file);
         if (f) {
@@ -104,7 +405,7 @@ int token_reload(struct token *t, const struct cfg *c)
             t->file = f;
         }
     }
-    rc = load(t, err, sizeof(err));
+    rc = load_file(t, err, sizeof(err));
     if (rc != 0)
         log_err("reload: access token: %s (keeping the current token)", err);
     pthread_mutex_unlock(&t->lock);
