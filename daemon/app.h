@@ -106,6 +106,8 @@ void pipe_key_done(struct app *a, const char *key, size_t keylen);
 /* Takes up to max runnable jobs for a worker. */
 struct job *pipe_take(struct app *a, int max);
 void job_free(struct job *j);
+/* Whether runnable jobs are waiting for a worker. */
+bool pipe_has_ready(struct app *a);
 
 /* --- outcome.c: results, DLQ and state records (any thread) --- */
 struct outcome {

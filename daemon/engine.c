@@ -13,12 +13,16 @@
 #include "result.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #define RESP_BODY_MAX (1024 * 1024)
 #define MAX_POLL_MS 200
@@ -53,6 +57,9 @@ struct engine {
     struct xfer *free_xfers;
     struct xfer *all;
     atomic_bool stop;
+    atomic_bool asleep; /* in epoll_wait: a wake-up is needed */
+    int epfd, wakefd;
+    int64_t curl_due_us; /* curl's timer (CURLMOPT_TIMERFUNCTION) */
     uint64_t rng;
 };
 
@@ -572,37 +579,96 @@ static int64_t send_blocked(struct engine *e, int64_t now)
     return INT64_MAX;
 }
 
-static long poll_timeout_ms(struct engine *e, int64_t now, int64_t wake)
+static void engine_free(struct engine *e);
+
+/* --- the event loop: curl's socket interface on epoll, so each wake-up
+ * costs O(ready sockets), not O(connections) as poll() would --- */
+
+static int on_socket(CURL *h, curl_socket_t fd, int what, void *arg, void *sockp)
 {
-    long t = MAX_POLL_MS, ct = -1;
-    if (curl_multi_timeout(e->multi, &ct) == CURLM_OK && ct >= 0 && ct < t)
-        t = ct;
+    struct engine *e = arg;
+    struct epoll_event ev = {0};
+    (void)h;
+    ev.data.fd = fd;
+    if (what == CURL_POLL_REMOVE) {
+        if (sockp)
+            epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
+        curl_multi_assign(e->multi, fd, NULL);
+        return 0;
+    }
+    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    if (epoll_ctl(e->epfd, sockp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0)
+        log_err("epoll_ctl: %s", strerror(errno));
+    else if (!sockp)
+        curl_multi_assign(e->multi, fd, e); /* any non-NULL marks "registered" */
+    return 0;
+}
+
+static int on_timer(CURLM *m, long timeout_ms, void *arg)
+{
+    struct engine *e = arg;
+    (void)m;
+    e->curl_due_us = timeout_ms < 0 ? INT64_MAX : app_now_us() + timeout_ms * 1000;
+    return 0;
+}
+
+static int timeout_ms(struct engine *e, int64_t now, int64_t wake)
+{
+    if (e->curl_due_us < wake)
+        wake = e->curl_due_us;
     if (e->waiting && e->waiting->due_us < wake)
         wake = e->waiting->due_us;
     if (e->auth_wait && now + AUTH_POLL_US < wake)
         wake = now + AUTH_POLL_US;
-    if (wake != INT64_MAX) {
-        int64_t ms = wake > now ? (wake - now + 999) / 1000 : 0;
-        if (ms < t)
-            t = (long)ms;
+    int64_t ms = wake == INT64_MAX ? MAX_POLL_MS : wake > now ? (wake - now + 999) / 1000 : 0;
+    return (int)(ms < MAX_POLL_MS ? ms : MAX_POLL_MS);
+}
+
+static void drain_wakeups(struct engine *e)
+{
+    uint64_t n;
+    while (read(e->wakefd, &n, sizeof(n)) == (ssize_t)sizeof(n))
+        ;
+}
+
+static void wait_events(struct engine *e, int ms)
+{
+    struct epoll_event evs[64];
+    int running;
+    int n = epoll_wait(e->epfd, evs, 64, ms);
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.fd == e->wakefd) {
+            drain_wakeups(e);
+            continue;
+        }
+        int flags = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+                    (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                    (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+        curl_multi_socket_action(e->multi, evs[i].data.fd, flags, &running);
     }
-    return t;
+    if (app_now_us() >= e->curl_due_us) {
+        e->curl_due_us = INT64_MAX;
+        curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
 }
 
 static void *engine_main(void *arg)
 {
     struct engine *e = arg;
-    int running;
 
     while (!atomic_load(&e->stop)) {
         int64_t now = app_now_us();
         move_due(e, now);
         take_ready(e);
         int64_t wake = send_blocked(e, now);
-        curl_multi_perform(e->multi, &running);
         reap(e);
         now = app_now_us();
-        curl_multi_poll(e->multi, NULL, 0, (int)poll_timeout_ms(e, now, wake), NULL);
+        atomic_store(&e->asleep, true);
+        /* work queued since take_ready must not wait for the next event */
+        bool more = pipe_has_ready(e->a) && e->inflight + e->nblocked < e->capacity;
+        wait_events(e, more ? 0 : timeout_ms(e, now, wake));
+        atomic_store(&e->asleep, false);
+        reap(e);
     }
     return NULL;
 }
@@ -614,13 +680,22 @@ static struct engine *engine_new(struct app *a, int capacity)
         return NULL;
     e->a = a;
     e->capacity = capacity;
+    e->curl_due_us = INT64_MAX;
+    e->epfd = epoll_create1(EPOLL_CLOEXEC);
+    e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (getrandom(&e->rng, sizeof(e->rng), 0) != (ssize_t)sizeof(e->rng) || e->rng == 0)
         e->rng = (uint64_t)app_now_us() | 1;
     e->multi = curl_multi_init();
-    if (!e->multi) {
-        free(e);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = e->wakefd};
+    if (!e->multi || e->epfd < 0 || e->wakefd < 0 ||
+        epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev) != 0) {
+        engine_free(e);
         return NULL;
     }
+    curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
+    curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
     curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
     curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)capacity);
     curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)capacity);
@@ -642,7 +717,12 @@ static void engine_free(struct engine *e)
         free(x->body);
         free(x);
     }
-    curl_multi_cleanup(e->multi);
+    if (e->multi)
+        curl_multi_cleanup(e->multi);
+    if (e->epfd >= 0)
+        close(e->epfd);
+    if (e->wakefd >= 0)
+        close(e->wakefd);
     free(e);
 }
 
@@ -668,18 +748,27 @@ int engines_start(struct app *a)
     return 0;
 }
 
+static void wake(struct engine *e)
+{
+    uint64_t one = 1;
+    if (write(e->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_err("worker wake-up: %s", strerror(errno));
+}
+
 void engines_wake(struct app *a)
 {
+    /* Only sleeping workers need the (system call) wake-up; a busy one
+     * looks at the ready queue before it sleeps again. */
     for (int i = 0; i < a->n_engines; i++)
-        if (a->engines[i])
-            curl_multi_wakeup(a->engines[i]->multi);
+        if (a->engines[i] && atomic_exchange(&a->engines[i]->asleep, false))
+            wake(a->engines[i]);
 }
 
 void engines_stop(struct app *a)
 {
     for (int i = 0; i < a->n_engines; i++) {
         atomic_store(&a->engines[i]->stop, true);
-        curl_multi_wakeup(a->engines[i]->multi);
+        wake(a->engines[i]);
     }
     for (int i = 0; i < a->n_engines; i++) {
         pthread_join(a->engines[i]->thread, NULL);

@@ -85,3 +85,11 @@ struct job *pipe_take(struct app *a, int max)
     pthread_mutex_unlock(&a->lock);
     return head;
 }
+
+bool pipe_has_ready(struct app *a)
+{
+    pthread_mutex_lock(&a->lock);
+    bool r = a->ready_head != NULL;
+    pthread_mutex_unlock(&a->lock);
+    return r;
+}
