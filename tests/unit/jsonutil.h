@@ -1,0 +1,69 @@
+/* jsonutil.h: reading back the JSON that common/ produces, for assertions.
+ * Needs check.h first. */
+#ifndef BWPROVD_TEST_JSONUTIL_H
+#define BWPROVD_TEST_JSONUTIL_H
+
+#include <json-c/json.h>
+
+/* Parses a whole document strictly; NULL if it is not exactly one JSON value. */
+static inline json_object *ju_parse(const char *s, size_t len)
+{
+    json_tokener *tok = json_tokener_new();
+    if (!tok || !s)
+        return NULL;
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    json_object *o = json_tokener_parse_ex(tok, s, (int)len);
+    if (json_tokener_get_error(tok) != json_tokener_success ||
+        json_tokener_get_parse_end(tok) != len) {
+        json_object_put(o);
+        o = NULL;
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
+/* Member key of o: present (possibly null) -> true and *v set. */
+static inline bool ju_get(json_object *o, const char *key, json_object **v)
+{
+    *v = NULL;
+    return o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, key, v);
+}
+
+/* The string value of member key, or NULL when absent, null or not a string. */
+static inline const char *ju_str(json_object *o, const char *key)
+{
+    json_object *v;
+    if (!ju_get(o, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static inline bool ju_is_null(json_object *o, const char *key)
+{
+    json_object *v;
+    return ju_get(o, key, &v) && v == NULL;
+}
+
+static inline bool ju_is_int(json_object *o, const char *key, int64_t want)
+{
+    json_object *v;
+    return ju_get(o, key, &v) && json_object_is_type(v, json_type_int) &&
+           json_object_get_int64(v) == want;
+}
+
+static inline size_t ju_count(json_object *o)
+{
+    return o && json_object_is_type(o, json_type_object) ? (size_t)json_object_object_length(o) : 0;
+}
+
+#define CHECK_JSTR(o, key, want) CHECK_EQ_STR(ju_str((o), (key)), (want))
+#define CHECK_JNULL(o, key)                                                                        \
+    check_true_(ju_is_null((o), (key)), #o "." key " is null", __FILE__, __LINE__)
+#define CHECK_JINT(o, key, want)                                                                   \
+    check_true_(ju_is_int((o), (key), (want)), #o "." key " == " #want, __FILE__, __LINE__)
+#define CHECK_JHAS(o, key)                                                                         \
+    check_true_(ju_get((o), (key), &(json_object *){NULL}), #o " has " key, __FILE__, __LINE__)
+#define CHECK_JLACKS(o, key)                                                                       \
+    check_true_(!ju_get((o), (key), &(json_object *){NULL}), #o " lacks " key, __FILE__, __LINE__)
+
+#endif

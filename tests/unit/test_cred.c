@@ -1,0 +1,299 @@
+/* Unit tests for common/cred.c: cred:NAME resolution against
+ * $CREDENTIALS_DIRECTORY, secret file reading with its bounds, and the
+ * atomic, mode-0600 rewrite of a rotated secret. Files live in a
+ * mkdtemp() directory. */
+#include "check.h"
+#include "cred.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmpdir[PATH_MAX - 64];
+
+static const char *in_tmp(const char *name)
+{
+    static char buf[4][PATH_MAX];
+    static int next;
+    char *b = buf[next++ % 4];
+    snprintf(b, PATH_MAX, "%s/%s", tmpdir, name);
+    return b;
+}
+
+static void write_bytes(const char *path, const void *data, size_t len, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
+        perror(path);
+        exit(2);
+    }
+    chmod(path, mode);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    write_bytes(path, text, strlen(text), 0600);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *buf = calloc(1, 65536);
+    if (buf)
+        (void)!fread(buf, 1, 65535, f);
+    fclose(f);
+    return buf;
+}
+
+static size_t dir_entries(void)
+{
+    DIR *d = opendir(tmpdir);
+    size_t n = 0;
+    if (!d)
+        return 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+static void test_path(void)
+{
+    char out[PATH_MAX], err[256];
+
+    unsetenv("CREDENTIALS_DIRECTORY");
+    CHECK_EQ_INT(cred_path("/etc/bwprovd/token", out, sizeof(out), err, sizeof(err)), 0);
+    CHECK_EQ_STR(out, "/etc/bwprovd/token");
+    CHECK_EQ_INT(cred_path("relative/token", out, sizeof(out), err, sizeof(err)), 0);
+    CHECK_EQ_STR(out, "relative/token");
+    /* "cred:" needs the directory systemd provides. */
+    err[0] = '\0';
+    CHECK_EQ_INT(cred_path("cred:token", out, sizeof(out), err, sizeof(err)), -1);
+    CHECK_CONTAINS(err, "CREDENTIALS_DIRECTORY");
+    CHECK_CONTAINS(err, "cred:token");
+    setenv("CREDENTIALS_DIRECTORY", "", 1);
+    CHECK_EQ_INT(cred_path("cred:token", out, sizeof(out), err, sizeof(err)), -1);
+
+    setenv("CREDENTIALS_DIRECTORY", "/run/credentials/bwprovd.service", 1);
+    CHECK_EQ_INT(cred_path("cred:token", out, sizeof(out), err, sizeof(err)), 0);
+    CHECK_EQ_STR(out, "/run/credentials/bwprovd.service/token");
+    CHECK_EQ_INT(cred_path("cred:webex.refresh", out, sizeof(out), err, sizeof(err)), 0);
+    CHECK_EQ_STR(out, "/run/credentials/bwprovd.service/webex.refresh");
+
+    static const char *const bad[] = {"cred:../x", "cred:a/b",         "cred:..",
+                                      "cred:",     "cred:/etc/shadow", "cred:x/"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        if (!CHECK_EQ_INT(cred_path(bad[i], out, sizeof(out), err, sizeof(err)), -1))
+            fprintf(stderr, "  accepted %s as %s\n", bad[i], out);
+        CHECK_CONTAINS(err, bad[i]);
+    }
+
+    /* Too long for the caller's buffer. */
+    char small[8];
+    CHECK_EQ_INT(cred_path("/a/much/longer/path", small, sizeof(small), err, sizeof(err)), -1);
+    CHECK_EQ_INT(cred_path("cred:token", small, sizeof(small), err, sizeof(err)), -1);
+    CHECK_EQ_INT(cred_path("/abcdef", small, sizeof(small), err, sizeof(err)), 0); /* 7 + NUL */
+    CHECK_EQ_STR(small, "/abcdef");
+    unsetenv("CREDENTIALS_DIRECTORY");
+}
+
+static void test_read(void)
+{
+    char err[512];
+    char *s;
+
+    static const struct {
+        const char *content, *want;
+    } ok[] = {
+        {"secret", "secret"},
+        {"secret\n", "secret"},
+        {"secret\r\n", "secret"},
+        {"secret \t\n\n\n", "secret"},
+        {"  lead stays", "  lead stays"},
+        {"two\nlines\n", "two\nlines"},
+        {"x", "x"},
+    };
+    const char *p = in_tmp("token");
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        write_text(p, ok[i].content);
+        s = cred_read(p, err, sizeof(err));
+        CHECK_EQ_STR(s, ok[i].want);
+        free(s);
+    }
+
+    /* Empty, blank, binary. */
+    static const struct {
+        const char *content;
+        size_t len;
+    } bad[] = {{"", 0}, {"\n", 1}, {" \t\r\n", 4}, {"ab\0cd", 5}, {"\0", 1}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_bytes(p, bad[i].content, bad[i].len, 0600);
+        err[0] = '\0';
+        s = cred_read(p, err, sizeof(err));
+        if (!CHECK_NULL(s))
+            fprintf(stderr, "  case %zu read as \"%s\"\n", i, s);
+        CHECK_CONTAINS(err, p);
+        free(s);
+    }
+
+    /* Size bound: CRED_MAX_BYTES is fine, one more byte is not. */
+    char *big = malloc(CRED_MAX_BYTES + 2);
+    if (!big)
+        exit(2);
+    memset(big, 'k', CRED_MAX_BYTES + 1);
+    write_bytes(p, big, CRED_MAX_BYTES, 0600);
+    s = cred_read(p, err, sizeof(err));
+    CHECK(s && strlen(s) == CRED_MAX_BYTES);
+    free(s);
+    write_bytes(p, big, CRED_MAX_BYTES + 1, 0600);
+    err[0] = '\0';
+    s = cred_read(p, err, sizeof(err));
+    CHECK_NULL(s);
+    CHECK_CONTAINS(err, "larger");
+    free(s);
+    /* Much larger (not read whole). */
+    char *huge = calloc(1, 1 << 20);
+    if (!huge)
+        exit(2);
+    memset(huge, 'h', 1 << 20);
+    write_bytes(p, huge, 1 << 20, 0600);
+    s = cred_read(p, err, sizeof(err));
+    CHECK_NULL(s);
+    free(s);
+    free(huge);
+    free(big);
+
+    /* Missing file, a directory. */
+    err[0] = '\0';
+    s = cred_read(in_tmp("missing"), err, sizeof(err));
+    CHECK_NULL(s);
+    CHECK_CONTAINS(err, "missing");
+    free(s);
+    s = cred_read(tmpdir, err, sizeof(err));
+    CHECK_NULL(s);
+    free(s);
+
+    /* A group-readable file is still read (with a warning in the log). */
+    write_bytes(p, "shared", 6, 0644);
+    s = cred_read(p, err, sizeof(err));
+    CHECK_EQ_STR(s, "shared");
+    free(s);
+    unlink(p);
+
+    /* Through cred:NAME. */
+    write_text(in_tmp("webex-token"), "from-credentials-dir\n");
+    setenv("CREDENTIALS_DIRECTORY", tmpdir, 1);
+    s = cred_read("cred:webex-token", err, sizeof(err));
+    CHECK_EQ_STR(s, "from-credentials-dir");
+    free(s);
+    err[0] = '\0';
+    s = cred_read("cred:../webex-token", err, sizeof(err));
+    CHECK_NULL(s);
+    CHECK_CONTAINS(err, "invalid credential name");
+    free(s);
+    unsetenv("CREDENTIALS_DIRECTORY");
+    s = cred_read("cred:webex-token", err, sizeof(err));
+    CHECK_NULL(s);
+    free(s);
+    unlink(in_tmp("webex-token"));
+}
+
+static void test_write(void)
+{
+    char err[512];
+    struct stat st0, st;
+    const char *p = in_tmp("refresh");
+
+    umask(0); /* the 0600 must come from cred.c, not from our umask */
+    write_bytes(p, "old-token\n", 10, 0644);
+    CHECK_EQ_INT(stat(p, &st0), 0);
+    size_t before = dir_entries();
+
+    CHECK_EQ_INT(cred_write_atomic(p, "new-token", err, sizeof(err)), 0);
+    CHECK_EQ_INT(stat(p, &st), 0);
+    CHECK_EQ_INT(st.st_mode & 07777, 0600);
+    CHECK(S_ISREG(st.st_mode));
+    CHECK(st.st_ino != st0.st_ino); /* replaced by rename, not rewritten in place */
+    char *c = slurp(p);
+    CHECK_EQ_STR(c, "new-token\n");
+    free(c);
+    char *s = cred_read(p, err, sizeof(err));
+    CHECK_EQ_STR(s, "new-token");
+    free(s);
+    CHECK_EQ_INT(dir_entries(), before); /* no temporary file left behind */
+
+    /* A shorter secret replaces the whole content. */
+    CHECK_EQ_INT(cred_write_atomic(p, "x", err, sizeof(err)), 0);
+    c = slurp(p);
+    CHECK_EQ_STR(c, "x\n");
+    free(c);
+
+    /* Creating a new file. */
+    const char *fresh = in_tmp("fresh");
+    CHECK_EQ_INT(cred_write_atomic(fresh, "first", err, sizeof(err)), 0);
+    CHECK_EQ_INT(stat(fresh, &st), 0);
+    CHECK_EQ_INT(st.st_mode & 07777, 0600);
+    s = cred_read(fresh, err, sizeof(err));
+    CHECK_EQ_STR(s, "first");
+    free(s);
+    unlink(fresh);
+
+    /* Through cred:NAME. */
+    setenv("CREDENTIALS_DIRECTORY", tmpdir, 1);
+    CHECK_EQ_INT(cred_write_atomic("cred:refresh", "via-cred", err, sizeof(err)), 0);
+    s = cred_read(p, err, sizeof(err));
+    CHECK_EQ_STR(s, "via-cred");
+    free(s);
+    CHECK_EQ_INT(cred_write_atomic("cred:../refresh", "no", err, sizeof(err)), -1);
+    unsetenv("CREDENTIALS_DIRECTORY");
+
+    /* A directory that does not exist: an error, nothing created. */
+    before = dir_entries();
+    err[0] = '\0';
+    CHECK_EQ_INT(cred_write_atomic(in_tmp("nodir/refresh"), "s", err, sizeof(err)), -1);
+    CHECK(err[0] != '\0');
+    CHECK_EQ_INT(dir_entries(), before);
+
+    /* Many rewrites leave exactly one file. */
+    for (int i = 0; i < 50; i++) {
+        char v[32];
+        snprintf(v, sizeof(v), "rot-%d", i);
+        if (cred_write_atomic(p, v, err, sizeof(err)) != 0)
+            break;
+    }
+    s = cred_read(p, err, sizeof(err));
+    CHECK_EQ_STR(s, "rot-49");
+    free(s);
+    CHECK_EQ_INT(dir_entries(), before);
+    unlink(p);
+    umask(022);
+}
+
+int main(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "%s/bwprovd-cred-XXXXXX",
+             getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 2;
+    }
+    log_set_level(LOG_LVL_ERR); /* the group-readable warning is expected */
+
+    test_path();
+    test_read();
+    test_write();
+
+    if (!CHECK_EQ_INT(dir_entries(), 0))
+        fprintf(stderr, "  files left in %s\n", tmpdir);
+    if (rmdir(tmpdir) != 0)
+        perror(tmpdir);
+    return check_done();
+}

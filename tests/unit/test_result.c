@@ -1,0 +1,336 @@
+/* Unit tests for common/result.c: the SPEC §6 result record and the SPEC §4
+ * state record, parsed back with json-c: every key, nulls, the error
+ * object, the source object and the timestamp format. */
+#include "check.h"
+#include "jsonutil.h"
+#include "result.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define T0 1795687200412LL /* 2026-11-26T10:00:00.412Z */
+
+static const char *const result_keys[] = {
+    "eventId",  "type", "userId", "outcome", "httpStatus",  "workspaceId", "trackingId",
+    "attempts", "note", "error",  "source",  "completedAt", "latencyMs",
+};
+#define N_RESULT_KEYS (sizeof(result_keys) / sizeof(result_keys[0]))
+
+static json_object *to_json(const struct res_record *r)
+{
+    size_t len = 0;
+    char *s = res_to_json(r, &len);
+    if (!CHECK_NOT_NULL(s))
+        return NULL;
+    CHECK_EQ_INT(len, strlen(s));
+    CHECK(strchr(s, '\n') == NULL); /* one record, one line */
+    json_object *o = ju_parse(s, len);
+    if (!CHECK_NOT_NULL(o))
+        fprintf(stderr, "  not JSON: %s\n", s);
+    free(s);
+    if (o) {
+        CHECK_EQ_INT(ju_count(o), N_RESULT_KEYS);
+        for (size_t i = 0; i < N_RESULT_KEYS; i++)
+            if (!CHECK(ju_get(o, result_keys[i], &(json_object *){NULL})))
+                fprintf(stderr, "  missing key %s\n", result_keys[i]);
+    }
+    return o;
+}
+
+static void check_source(json_object *o, const char *topic, int32_t partition, int64_t offset)
+{
+    json_object *src;
+    if (!CHECK(ju_get(o, "source", &src) && json_object_is_type(src, json_type_object)))
+        return;
+    CHECK_EQ_INT(ju_count(src), 3);
+    if (topic)
+        CHECK_JSTR(src, "topic", topic);
+    else
+        CHECK_JNULL(src, "topic");
+    CHECK_JINT(src, "partition", partition);
+    CHECK_JINT(src, "offset", offset);
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
+static bool time_format_ok(const char *s)
+{
+    static const char pat[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+    if (!s || strlen(s) != sizeof(pat) - 1)
+        return false;
+    for (size_t i = 0; pat[i]; i++)
+        if (pat[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != pat[i])
+            return false;
+    return true;
+}
+
+static void test_succeeded(void)
+{
+    struct res_record r = {
+        .event_id = "b6d7e0c2-1f7a-4c35-9d38-5b8f0a7c1e11",
+        .type = "workspace.provision",
+        .user_id = "95547321@sp.com",
+        .outcome = RES_SUCCEEDED,
+        .http_status = 200,
+        .workspace_id = "Y2lzY29zcGFyazovL3VzL1BMQUNFL2RkMjJl",
+        .tracking_id = "bwprovd_b6d7e0c2-1f7a-4c35-9d38-5b8f0a7c1e11",
+        .attempts = 1,
+        .note = NULL,
+        .error_kind = NULL,
+        .source = {"broadworks.provisioning.events", 3, 1842},
+        .completed_ms = T0,
+        .latency_ms = 412,
+    };
+    json_object *o = to_json(&r);
+    CHECK_JSTR(o, "eventId", "b6d7e0c2-1f7a-4c35-9d38-5b8f0a7c1e11");
+    CHECK_JSTR(o, "type", "workspace.provision");
+    CHECK_JSTR(o, "userId", "95547321@sp.com");
+    CHECK_JSTR(o, "outcome", "succeeded");
+    CHECK_JINT(o, "httpStatus", 200);
+    CHECK_JSTR(o, "workspaceId", "Y2lzY29zcGFyazovL3VzL1BMQUNFL2RkMjJl");
+    CHECK_JSTR(o, "trackingId", "bwprovd_b6d7e0c2-1f7a-4c35-9d38-5b8f0a7c1e11");
+    CHECK_JINT(o, "attempts", 1);
+    CHECK_JNULL(o, "note");
+    CHECK_JNULL(o, "error");
+    check_source(o, "broadworks.provisioning.events", 3, 1842);
+    CHECK_JSTR(o, "completedAt", "2026-11-26T10:00:00.412Z");
+    CHECK_JINT(o, "latencyMs", 412);
+    json_object_put(o);
+
+    /* A succeeded with a note (replayed, already_removed, ...). */
+    r.note = "already_removed";
+    r.http_status = 404;
+    r.workspace_id = NULL;
+    r.type = "workspace.remove";
+    o = to_json(&r);
+    CHECK_JSTR(o, "note", "already_removed");
+    CHECK_JINT(o, "httpStatus", 404);
+    CHECK_JNULL(o, "workspaceId");
+    CHECK_JNULL(o, "error");
+    json_object_put(o);
+
+    /* A replay answered from the state table: no response, so null status. */
+    r.note = "replayed";
+    r.http_status = -1;
+    r.attempts = 0;
+    o = to_json(&r);
+    CHECK_JNULL(o, "httpStatus");
+    CHECK_JINT(o, "attempts", 0);
+    json_object_put(o);
+}
+
+static void test_failed(void)
+{
+    struct res_record r = {
+        .event_id = "e2",
+        .type = "workspace.update",
+        .user_id = "u1",
+        .outcome = RES_FAILED,
+        .http_status = 503,
+        .workspace_id = "W1",
+        .tracking_id = "bwprovd_e2",
+        .attempts = 10,
+        .error_kind = "exhausted",
+        .error_message = "Service \"Unavailable\"\nline two \xc3\xa9",
+        .source = {"t", 0, 0},
+        .completed_ms = 0,
+        .latency_ms = 123456789012LL,
+    };
+    json_object *o = to_json(&r);
+    CHECK_JSTR(o, "outcome", "failed");
+    CHECK_JINT(o, "httpStatus", 503);
+    CHECK_JINT(o, "attempts", 10);
+    CHECK_JNULL(o, "note");
+    json_object *e;
+    if (CHECK(ju_get(o, "error", &e) && json_object_is_type(e, json_type_object))) {
+        CHECK_EQ_INT(ju_count(e), 2);
+        CHECK_JSTR(e, "kind", "exhausted");
+        CHECK_JSTR(e, "message", "Service \"Unavailable\"\nline two \xc3\xa9");
+    }
+    check_source(o, "t", 0, 0);
+    CHECK_JSTR(o, "completedAt", "1970-01-01T00:00:00.000Z");
+    CHECK_JINT(o, "latencyMs", 123456789012LL);
+    json_object_put(o);
+
+    /* Transport failure: no response at all. */
+    r.http_status = -1;
+    r.error_message = NULL;
+    o = to_json(&r);
+    CHECK_JNULL(o, "httpStatus");
+    if (CHECK(ju_get(o, "error", &e) && json_object_is_type(e, json_type_object))) {
+        CHECK_JSTR(e, "kind", "exhausted");
+        CHECK_JNULL(e, "message");
+    }
+    json_object_put(o);
+
+    /* Each error kind of SPEC §6 passes through. */
+    static const char *const kinds[] = {"permanent", "exhausted",         "auth",
+                                        "conflict",  "unknown_workspace", "invalid"};
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        r.error_kind = kinds[i];
+        o = to_json(&r);
+        CHECK(ju_get(o, "error", &e));
+        CHECK_JSTR(e, "kind", kinds[i]);
+        json_object_put(o);
+    }
+}
+
+static void test_rejected(void)
+{
+    /* A rejected event may have no readable eventId, type or userId. */
+    struct res_record r = {
+        .outcome = RES_REJECTED,
+        .http_status = -1,
+        .attempts = 0,
+        .error_kind = "invalid",
+        .error_message = "invalid JSON: truncated",
+        .source = {"broadworks.provisioning.events", 11, 9007199254740993LL},
+        .completed_ms = T0 + 588,
+        .latency_ms = 0,
+    };
+    json_object *o = to_json(&r);
+    CHECK_JNULL(o, "eventId");
+    CHECK_JNULL(o, "type");
+    CHECK_JNULL(o, "userId");
+    CHECK_JSTR(o, "outcome", "rejected");
+    CHECK_JNULL(o, "httpStatus");
+    CHECK_JNULL(o, "workspaceId");
+    CHECK_JNULL(o, "trackingId");
+    CHECK_JNULL(o, "note");
+    CHECK_JINT(o, "attempts", 0);
+    json_object *e;
+    if (CHECK(ju_get(o, "error", &e) && e)) {
+        CHECK_JSTR(e, "kind", "invalid");
+        CHECK_JSTR(e, "message", "invalid JSON: truncated");
+    }
+    /* offsets above 2^53 are exact integers in the text */
+    check_source(o, "broadworks.provisioning.events", 11, 9007199254740993LL);
+    CHECK_JSTR(o, "completedAt", "2026-11-26T10:00:01.000Z");
+    json_object_put(o);
+
+    /* ... or a readable eventId with a NULL topic. */
+    r.event_id = "e9";
+    r.source.topic = NULL;
+    o = to_json(&r);
+    CHECK_JSTR(o, "eventId", "e9");
+    check_source(o, NULL, 11, 9007199254740993LL);
+    json_object_put(o);
+}
+
+static void test_names_and_time(void)
+{
+    CHECK_EQ_STR(res_outcome_name(RES_SUCCEEDED), "succeeded");
+    CHECK_EQ_STR(res_outcome_name(RES_FAILED), "failed");
+    CHECK_EQ_STR(res_outcome_name(RES_REJECTED), "rejected");
+
+    static const struct {
+        int64_t ms;
+        const char *want;
+    } times[] = {
+        {0, "1970-01-01T00:00:00.000Z"},
+        {1, "1970-01-01T00:00:00.001Z"},
+        {999, "1970-01-01T00:00:00.999Z"},
+        {1000, "1970-01-01T00:00:01.000Z"},
+        {T0, "2026-11-26T10:00:00.412Z"},
+        {951782400005LL, "2000-02-29T00:00:00.005Z"},
+        {4102444799999LL, "2099-12-31T23:59:59.999Z"},
+    };
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        char buf[40];
+        res_format_time(times[i].ms, buf, sizeof(buf));
+        CHECK_EQ_STR(buf, times[i].want);
+        CHECK(time_format_ok(buf));
+    }
+    /* An exactly sized buffer holds it all. */
+    char exact[25];
+    res_format_time(T0, exact, sizeof(exact));
+    CHECK_EQ_STR(exact, "2026-11-26T10:00:00.412Z");
+    /* A short buffer is never overrun, and always holds a C string (like
+     * snprintf). Below 20 bytes strftime() returns 0 and leaves the
+     * buffer's contents indeterminate. */
+    int overrun = 0, unterminated = 0;
+    for (size_t cap = 1; cap <= 25; cap++) {
+        char guard[32];
+        memset(guard, '#', sizeof(guard));
+        res_format_time(T0, guard, cap);
+        overrun += guard[cap] != '#';
+        if (memchr(guard, '\0', cap) == NULL) {
+            if (unterminated++ == 0)
+                fprintf(stderr, "  res_format_time(.., %zu) left \"%.*s\" unterminated\n", cap,
+                        (int)cap, guard);
+        } else if (strncmp(guard, "2026-11-26T10:00:00.412Z", strlen(guard)) != 0) {
+            unterminated++;
+        }
+    }
+    CHECK_EQ_INT(overrun, 0);
+    BUG_CHECK(unterminated == 0,
+              "result.c res_format_time() leaves out unterminated when outlen < 20");
+}
+
+static void test_state(void)
+{
+    static const char *const keys[] = {
+        "workspaceId",        "userId",    "spEnterpriseId", "provisioningId", "displayName",
+        "primaryPhoneNumber", "extension", "eventId",        "source",         "updatedAt"};
+    struct res_state s = {
+        .workspace_id = "W1",
+        .user_id = "95547321@sp.com",
+        .sp_enterprise_id = "Reseller1+acme",
+        .provisioning_id = "P1",
+        .display_name = "Conference Room",
+        .phone = "+1-240-555-1212",
+        .extension = "51212",
+        .event_id = "e1",
+        .source = {"broadworks.provisioning.events", 3, 1842},
+        .updated_ms = T0,
+    };
+    size_t len = 0;
+    char *txt = res_state_to_json(&s, &len);
+    json_object *o = txt ? ju_parse(txt, len) : NULL;
+    if (CHECK_NOT_NULL(o)) {
+        CHECK_EQ_INT(ju_count(o), sizeof(keys) / sizeof(keys[0]));
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+            if (!CHECK(ju_get(o, keys[i], &(json_object *){NULL})))
+                fprintf(stderr, "  missing key %s\n", keys[i]);
+        CHECK_JSTR(o, "workspaceId", "W1");
+        CHECK_JSTR(o, "userId", "95547321@sp.com");
+        CHECK_JSTR(o, "spEnterpriseId", "Reseller1+acme");
+        CHECK_JSTR(o, "provisioningId", "P1");
+        CHECK_JSTR(o, "displayName", "Conference Room");
+        CHECK_JSTR(o, "primaryPhoneNumber", "+1-240-555-1212");
+        CHECK_JSTR(o, "extension", "51212");
+        CHECK_JSTR(o, "eventId", "e1");
+        check_source(o, "broadworks.provisioning.events", 3, 1842);
+        CHECK_JSTR(o, "updatedAt", "2026-11-26T10:00:00.412Z");
+    }
+    json_object_put(o);
+    free(txt);
+
+    /* Absent optional fields are null, not missing. */
+    struct res_state m = {.workspace_id = "W2", .user_id = "u2", .source = {"t", 0, 5}};
+    txt = res_state_to_json(&m, &len);
+    o = txt ? ju_parse(txt, len) : NULL;
+    if (CHECK_NOT_NULL(o)) {
+        CHECK_EQ_INT(ju_count(o), sizeof(keys) / sizeof(keys[0]));
+        CHECK_JSTR(o, "workspaceId", "W2");
+        CHECK_JNULL(o, "spEnterpriseId");
+        CHECK_JNULL(o, "provisioningId");
+        CHECK_JNULL(o, "displayName");
+        CHECK_JNULL(o, "primaryPhoneNumber");
+        CHECK_JNULL(o, "extension");
+        CHECK_JNULL(o, "eventId");
+        check_source(o, "t", 0, 5);
+        CHECK_JSTR(o, "updatedAt", "1970-01-01T00:00:00.000Z");
+    }
+    json_object_put(o);
+    free(txt);
+}
+
+int main(void)
+{
+    test_succeeded();
+    test_failed();
+    test_rejected();
+    test_names_and_time();
+    test_state();
+    return check_done();
+}

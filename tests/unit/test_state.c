@@ -1,0 +1,267 @@
+/* Unit tests for common/state.c: the SPEC §4 state table: put/get/remove,
+ * removal markers, replay detection (st_applied), counts, 100k users and
+ * concurrent use from several threads. */
+#include "check.h"
+#include "state.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EV "broadworks.provisioning.events"
+
+static struct st_table *must_new(void)
+{
+    struct st_table *t = st_new();
+    if (!t) {
+        fprintf(stderr, "st_new failed\n");
+        exit(2);
+    }
+    return t;
+}
+
+static void test_basics(void)
+{
+    struct st_table *t = must_new();
+    char ws[64];
+    struct st_src src = {EV, 3, 10};
+
+    CHECK_EQ_INT(st_get(t, "u1", ws, sizeof(ws)), ST_ABSENT);
+    CHECK_EQ_INT(st_count(t), 0);
+
+    CHECK_EQ_INT(st_put(t, "u1", "W1", &src), 0);
+    memset(ws, 0, sizeof(ws));
+    CHECK_EQ_INT(st_get(t, "u1", ws, sizeof(ws)), ST_PRESENT);
+    CHECK_EQ_STR(ws, "W1");
+    CHECK_EQ_INT(st_count(t), 1);
+
+    /* Replacing keeps one entry. */
+    src.offset = 11;
+    CHECK_EQ_INT(st_put(t, "u1", "W1-new", &src), 0);
+    CHECK_EQ_INT(st_get(t, "u1", ws, sizeof(ws)), ST_PRESENT);
+    CHECK_EQ_STR(ws, "W1-new");
+    CHECK_EQ_INT(st_count(t), 1);
+
+    /* Distinct users, including prefixes of each other. */
+    CHECK_EQ_INT(st_put(t, "u", "Wshort", &src), 0);
+    CHECK_EQ_INT(st_put(t, "u10", "Wlong", &src), 0);
+    CHECK_EQ_INT(st_count(t), 3);
+    CHECK_EQ_INT(st_get(t, "u", ws, sizeof(ws)), ST_PRESENT);
+    CHECK_EQ_STR(ws, "Wshort");
+    CHECK_EQ_INT(st_get(t, "u10", ws, sizeof(ws)), ST_PRESENT);
+    CHECK_EQ_STR(ws, "Wlong");
+    CHECK_EQ_INT(st_get(t, "u100", ws, sizeof(ws)), ST_ABSENT);
+    CHECK_EQ_INT(st_get(t, "", ws, sizeof(ws)), ST_ABSENT);
+
+    /* Remove leaves a marker. */
+    src.offset = 12;
+    CHECK_EQ_INT(st_remove(t, "u1", &src), 0);
+    CHECK_EQ_INT(st_get(t, "u1", ws, sizeof(ws)), ST_REMOVED);
+    CHECK_EQ_INT(st_count(t), 2);
+    /* Removing again, or removing a user never seen, is fine. */
+    CHECK_EQ_INT(st_remove(t, "u1", &src), 0);
+    CHECK_EQ_INT(st_remove(t, "ghost", &src), 0);
+    CHECK_EQ_INT(st_get(t, "ghost", ws, sizeof(ws)), ST_REMOVED);
+    CHECK_EQ_INT(st_count(t), 2);
+    /* Provisioned again after removal. */
+    CHECK_EQ_INT(st_put(t, "u1", "W1-again", &src), 0);
+    CHECK_EQ_INT(st_get(t, "u1", ws, sizeof(ws)), ST_PRESENT);
+    CHECK_EQ_STR(ws, "W1-again");
+    CHECK_EQ_INT(st_count(t), 3);
+    /* A NULL source (unknown origin) is allowed. */
+    CHECK_EQ_INT(st_put(t, "u2", "W2", NULL), 0);
+    CHECK_EQ_INT(st_remove(t, "u2", NULL), 0);
+    CHECK_EQ_INT(st_get(t, "u2", ws, sizeof(ws)), ST_REMOVED);
+    CHECK_EQ_INT(st_count(t), 3);
+
+    /* Truncation of the copied workspace id. */
+    CHECK_EQ_INT(st_put(t, "u3", "ABCDEFG", &src), 0);
+    char small[4];
+    CHECK_EQ_INT(st_get(t, "u3", small, sizeof(small)), ST_PRESENT);
+    CHECK_EQ_STR(small, "ABC");
+    char guard = '#';
+    CHECK_EQ_INT(st_get(t, "u3", &guard, 0), ST_PRESENT); /* cap 0: nothing written */
+    CHECK(guard == '#');
+    char one[1] = {'#'};
+    CHECK_EQ_INT(st_get(t, "u3", one, 1), ST_PRESENT);
+    CHECK(one[0] == '\0');
+    st_free(t);
+    st_free(NULL);
+}
+
+static void test_applied(void)
+{
+    struct st_table *t = must_new();
+    struct st_src rec = {EV, 3, 100};
+
+    CHECK(!st_applied(t, "u1", &rec)); /* unknown user */
+    CHECK_EQ_INT(st_put(t, "u1", "W1", &rec), 0);
+
+    static const struct {
+        const char *topic;
+        int32_t partition;
+        int64_t offset;
+        bool applied;
+    } cases[] = {
+        {EV, 3, 100, true}, /* the very event that wrote the record */
+        {EV, 3, 99, true},  /* an earlier one */
+        {EV, 3, 0, true},
+        {EV, 3, 101, false}, /* a later one: not applied yet */
+        {EV, 3, 1000000, false},
+        {EV, 4, 50, false}, /* other partition */
+        {EV, 2, 100, false},
+        {"other.topic", 3, 50, false},
+        {"broadworks.provisioning.event", 3, 50, false},
+        {NULL, 3, 50, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct st_src s = {cases[i].topic, cases[i].partition, cases[i].offset};
+        if (!CHECK_EQ_INT(st_applied(t, "u1", &s), cases[i].applied))
+            fprintf(stderr, "  case %zu: %s/%d/%" PRId64 "\n", i,
+                    cases[i].topic ? cases[i].topic : "(null)", (int)cases[i].partition,
+                    cases[i].offset);
+    }
+    /* The other topic is known to the table now, still not a match. */
+    struct st_src other = {"other.topic", 3, 7};
+    CHECK_EQ_INT(st_put(t, "u2", "W2", &other), 0);
+    struct st_src probe = {"other.topic", 3, 50};
+    CHECK(!st_applied(t, "u1", &probe));
+    CHECK(st_applied(t, "u2", &(struct st_src){"other.topic", 3, 7}));
+    CHECK(!st_applied(t, "u2", &(struct st_src){EV, 3, 7}));
+
+    /* A removal marker remembers its source too (a replayed provision
+     * that a later remove undid). */
+    struct st_src rm = {EV, 3, 200};
+    CHECK_EQ_INT(st_remove(t, "u1", &rm), 0);
+    CHECK(st_applied(t, "u1", &(struct st_src){EV, 3, 100}));
+    CHECK(st_applied(t, "u1", &(struct st_src){EV, 3, 200}));
+    CHECK(!st_applied(t, "u1", &(struct st_src){EV, 3, 201}));
+
+    /* An unknown source never matches. */
+    CHECK_EQ_INT(st_remove(t, "u1", &(struct st_src){NULL, 3, 500}), 0);
+    CHECK(!st_applied(t, "u1", &(struct st_src){EV, 3, 100}));
+    CHECK(!st_applied(t, "u1", &(struct st_src){NULL, 3, 100}));
+    CHECK_EQ_INT(st_put(t, "u3", "W3", NULL), 0);
+    CHECK(!st_applied(t, "u3", &(struct st_src){EV, -1, -1}));
+
+    /* Many source topics: lookups still work. */
+    for (int i = 0; i < 40; i++) {
+        char topic[32], user[32];
+        snprintf(topic, sizeof(topic), "topic%d", i);
+        snprintf(user, sizeof(user), "tu%d", i);
+        CHECK_EQ_INT(st_put(t, user, topic, &(struct st_src){topic, 0, 5}), 0);
+    }
+    int bad = 0;
+    for (int i = 0; i < 40; i++) {
+        char topic[32], user[32], ws[32];
+        snprintf(topic, sizeof(topic), "topic%d", i);
+        snprintf(user, sizeof(user), "tu%d", i);
+        bad += st_get(t, user, ws, sizeof(ws)) != ST_PRESENT || strcmp(ws, topic) != 0;
+        /* Never a false "applied" for a later offset or other partition. */
+        bad += st_applied(t, user, &(struct st_src){topic, 0, 6});
+        bad += st_applied(t, user, &(struct st_src){topic, 1, 5});
+    }
+    CHECK_EQ_INT(bad, 0);
+    st_free(t);
+}
+
+static void test_many(void)
+{
+    enum { N = 100000 };
+    struct st_table *t = must_new();
+    char user[48], want[48], ws[48];
+    int bad = 0;
+
+    for (int i = 0; i < N; i++) {
+        snprintf(user, sizeof(user), "%08d@sp.example.com", i);
+        snprintf(want, sizeof(want), "WS-%d", i);
+        bad += st_put(t, user, want, &(struct st_src){EV, i % 12, i}) != 0;
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(st_count(t), N);
+    for (int i = 0; i < N; i++) {
+        snprintf(user, sizeof(user), "%08d@sp.example.com", i);
+        snprintf(want, sizeof(want), "WS-%d", i);
+        bad += st_get(t, user, ws, sizeof(ws)) != ST_PRESENT || strcmp(ws, want) != 0;
+        bad += !st_applied(t, user, &(struct st_src){EV, i % 12, i});
+    }
+    CHECK_EQ_INT(bad, 0);
+    /* Remove the even half. */
+    for (int i = 0; i < N; i += 2) {
+        snprintf(user, sizeof(user), "%08d@sp.example.com", i);
+        bad += st_remove(t, user, &(struct st_src){EV, i % 12, N + i}) != 0;
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(st_count(t), N / 2);
+    for (int i = 0; i < N; i++) {
+        snprintf(user, sizeof(user), "%08d@sp.example.com", i);
+        snprintf(want, sizeof(want), "WS-%d", i);
+        enum st_status s = st_get(t, user, ws, sizeof(ws));
+        if (i % 2 == 0)
+            bad += s != ST_REMOVED;
+        else
+            bad += s != ST_PRESENT || strcmp(ws, want) != 0;
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(st_get(t, "not-there", ws, sizeof(ws)), ST_ABSENT);
+    st_free(t);
+}
+
+struct worker {
+    struct st_table *t;
+    int id;
+    int bad;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char user[32], want[32], ws[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(user, sizeof(user), "w%d-u%d", w->id, i);
+        snprintf(want, sizeof(want), "W%d-%d", w->id, i);
+        w->bad += st_put(w->t, user, want, &(struct st_src){EV, w->id, i}) != 0;
+        w->bad += st_get(w->t, user, ws, sizeof(ws)) != ST_PRESENT || strcmp(ws, want) != 0;
+        /* everybody reads a shared user that one thread keeps rewriting */
+        enum st_status s = st_get(w->t, "shared", ws, sizeof(ws));
+        w->bad += s != ST_PRESENT || strncmp(ws, "S", 1) != 0;
+        if (w->id == 0)
+            w->bad += st_put(w->t, "shared", i % 2 ? "S-odd" : "S-even", NULL) != 0;
+        if (i % 3 == 0)
+            w->bad += st_remove(w->t, user, &(struct st_src){EV, w->id, i}) != 0;
+        (void)st_count(w->t);
+    }
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    enum { T = 4 };
+    struct st_table *t = must_new();
+    CHECK_EQ_INT(st_put(t, "shared", "S-start", NULL), 0);
+    pthread_t th[T];
+    struct worker w[T];
+    for (int i = 0; i < T; i++) {
+        w[i] = (struct worker){t, i, 0};
+        if (pthread_create(&th[i], NULL, worker_main, &w[i]) != 0)
+            exit(2);
+    }
+    int bad = 0;
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        bad += w[i].bad;
+    }
+    CHECK_EQ_INT(bad, 0);
+    /* 5000 per thread minus the removed third (i % 3 == 0: 1667), plus shared. */
+    CHECK_EQ_INT(st_count(t), T * (5000 - 1667) + 1);
+    st_free(t);
+}
+
+int main(void)
+{
+    test_basics();
+    test_applied();
+    test_many();
+    test_threads();
+    return check_done();
+}
