@@ -5,6 +5,7 @@
 
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -87,10 +88,15 @@ static int fail(char *err, size_t errlen, const char *where, const char *key, co
     return -1;
 }
 
+/* Only a literal loopback address or "localhost": a name such as
+ * "127.example.com" resolves anywhere. */
 static bool host_is_loopback(const char *host)
 {
-    return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
-           strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0;
+    struct in_addr v4;
+    if (inet_pton(AF_INET, host, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    return strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
+           strcmp(host, "::1") == 0;
 }
 
 /* https anywhere; plain http only to loopback, where nothing can listen in. */
@@ -127,8 +133,27 @@ static int parse_long(const char *value, long *out)
     return 0;
 }
 
+static int set_typed_value(struct cfg *c, const struct key *k, const char *value,
+                           const char *where, char *err, size_t errlen);
+
+/* Sets a key and remembers where, so cross-key checks can name a line. */
 static int set_typed(struct cfg *c, const struct key *k, const char *value, const char *where,
                      char *err, size_t errlen)
+{
+    if (set_typed_value(c, k, value, where, err, errlen) != 0)
+        return -1;
+    if (c->where && strcmp(where, "default") != 0) {
+        char *w = strdup(where);
+        if (!w)
+            return fail(err, errlen, where, k->name, "%s", "out of memory");
+        free(c->where[k - keys]);
+        c->where[k - keys] = w;
+    }
+    return 0;
+}
+
+static int set_typed_value(struct cfg *c, const struct key *k, const char *value,
+                           const char *where, char *err, size_t errlen)
 {
     void *field = (char *)c + k->off;
     long lv;
@@ -247,6 +272,7 @@ void cfg_init(struct cfg *c)
     char err[256];
 
     memset(c, 0, sizeof(*c));
+    c->where = calloc(N_KEYS, sizeof(*c->where)); /* NULL: locations are not named */
     for (size_t i = 0; i < N_KEYS; i++)
         if (keys[i].def)
             (void)set_typed(c, &keys[i], keys[i].def, "default", err, sizeof(err));
@@ -264,6 +290,10 @@ void cfg_free(struct cfg *c)
         free(c->kafka[i].where);
     }
     free(c->kafka);
+    for (size_t i = 0; c->where && i < N_KEYS; i++)
+        free(c->where[i]);
+    free(c->where);
+    free(c->path);
     memset(c, 0, sizeof(*c));
 }
 
@@ -396,26 +426,41 @@ static int apply_override(struct cfg *c, const char *kv, char *err, size_t errle
     return cfg_set(c, key, eq + 1, "-X", err, errlen);
 }
 
+/* Where key was set: "file:line", "-X", or the file for a key left unset. */
+static const char *where_of(const struct cfg *c, const char *key)
+{
+    const struct key *k = key_find(key);
+    if (k && c->where && c->where[k - keys])
+        return c->where[k - keys];
+    return c->path ? c->path : "configuration";
+}
+
 static int validate(const struct cfg *c, char *err, size_t errlen)
 {
     if (c->retry_backoff_initial_ms > c->retry_backoff_max_ms) {
-        snprintf(err, errlen, "retry.backoff_initial_ms: %ld is above retry.backoff_max_ms %ld",
-                 c->retry_backoff_initial_ms, c->retry_backoff_max_ms);
+        snprintf(err, errlen, "%s: retry.backoff_initial_ms: %ld is above retry.backoff_max_ms %ld",
+                 where_of(c, "retry.backoff_initial_ms"), c->retry_backoff_initial_ms,
+                 c->retry_backoff_max_ms);
         return -1;
     }
-    bool refresh = c->webex_client_id || c->webex_client_secret_file || c->webex_refresh_token_file;
-    bool refresh_all = c->webex_client_id && c->webex_client_secret_file &&
-                       c->webex_refresh_token_file;
-    if (refresh && !refresh_all) {
-        snprintf(err, errlen,
-                 "webex.client_id, webex.client_secret_file and webex.refresh_token_file must be "
-                 "set together");
-        return -1;
+    static const char *const trio[] = {"webex.client_id", "webex.client_secret_file",
+                                       "webex.refresh_token_file"};
+    const char *set[3] = {c->webex_client_id, c->webex_client_secret_file,
+                          c->webex_refresh_token_file};
+    int n = !!set[0] + !!set[1] + !!set[2];
+    for (int i = 0; n > 0 && n < 3 && i < 3; i++) {
+        if (!set[i]) {
+            snprintf(err, errlen, "%s: %s: required together with %s (set at %s)",
+                     where_of(c, trio[i]), trio[i], set[0] ? trio[0] : set[1] ? trio[1] : trio[2],
+                     where_of(c, set[0] ? trio[0] : set[1] ? trio[1] : trio[2]));
+            return -1;
+        }
     }
-    if (!c->webex_access_token_file && !refresh_all) {
+    if (!c->webex_access_token_file && n != 3) {
         snprintf(err, errlen,
-                 "webex.access_token_file: required (or the webex.client_id / "
-                 "webex.client_secret_file / webex.refresh_token_file trio)");
+                 "%s: webex.access_token_file: required (or the webex.client_id / "
+                 "webex.client_secret_file / webex.refresh_token_file trio)",
+                 where_of(c, "webex.access_token_file"));
         return -1;
     }
     return 0;
@@ -424,6 +469,8 @@ static int validate(const struct cfg *c, char *err, size_t errlen)
 int cfg_load(struct cfg *c, const char *path, char *const *overrides, size_t n_overrides,
              char *err, size_t errlen)
 {
+    free(c->path);
+    c->path = strdup(path);
     if (load_file(c, path, err, errlen) != 0)
         return -1;
     for (size_t i = 0; i < n_overrides; i++)

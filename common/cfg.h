@@ -44,6 +44,9 @@ struct cfg {
 
     struct cfg_kafka_prop *kafka;
     size_t n_kafka;
+
+    char **where; /* per key of the table: "file:line", "-X" or NULL (default) */
+    char *path;   /* the file loaded */
 };
 
 /* Fills c with the defaults. */

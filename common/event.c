@@ -63,6 +63,41 @@ static int reject(struct ctx *c, const char *fmt, ...)
     return -1;
 }
 
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
+ * U+10FFFF. json-c's own check lets some of those through. */
+static bool utf8_valid(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = s[i];
+        size_t n;
+        unsigned min, cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            n = 1, min = 0x80, cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2, min = 0x800, cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3, min = 0x10000, cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (n >= len - i) /* truncated sequence */
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
 /* Reads an optional string member into *out. Absent or null leaves it NULL;
  * a wrong type, an embedded NUL, an empty required value or an oversize
  * value is an error naming the field. */
@@ -82,6 +117,8 @@ static int get_str(struct ctx *c, json_object *obj, const char *name, const char
     size_t len = (size_t)json_object_get_string_len(v);
     if (strlen(s) != len)
         return reject(c, "field %s contains a NUL character", path);
+    if (!utf8_valid((const unsigned char *)s, len))
+        return reject(c, "field %s is not valid UTF-8", path);
     if (required && len == 0)
         return reject(c, "field %s must not be empty", path);
     if (len > max)
@@ -203,6 +240,8 @@ int ev_parse(const void *key, size_t keylen, const void *value, size_t len, stru
         return reject(&c, "%s", "empty message");
     if (len > EV_MAX_BYTES)
         return reject(&c, "%s", "message larger than 64 KiB");
+    if (!utf8_valid(value, len))
+        return reject(&c, "%s", "invalid JSON: not valid UTF-8");
     json_object *root = parse_json(&c, value, len);
     if (!root)
         return -1;

@@ -6,9 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A key with work. Its running job is not kept here (whoever runs it owns
+ * it, and may free it before or after ks_done), only the jobs queued
+ * behind it. */
 struct ks_key {
     struct hmap_node node; /* first: the map hands back this pointer */
-    struct ks_job *head;   /* running job */
+    struct ks_job *head;   /* first queued job, NULL when none */
     struct ks_job *tail;
     size_t keylen;
     char key[];
@@ -56,14 +59,17 @@ int ks_push(struct ks *ks, const char *key, size_t keylen, struct ks_job *j)
 
     j->next = NULL;
     if (k) {
-        k->tail->next = j;
+        if (k->tail)
+            k->tail->next = j;
+        else
+            k->head = j;
         k->tail = j;
         return 0;
     }
     k = malloc(sizeof(*k) + keylen);
     if (!k)
         return -1;
-    k->head = k->tail = j;
+    k->head = k->tail = NULL; /* j runs now; nothing queued yet */
     k->keylen = keylen;
     memcpy(k->key, key, keylen);
     hmap_insert(&ks->map, &k->node, h);
@@ -77,13 +83,16 @@ struct ks_job *ks_done(struct ks *ks, const char *key, size_t keylen)
 
     if (!k)
         return NULL;
-    struct ks_job *next = k->head->next;
+    struct ks_job *next = k->head;
     if (!next) {
         hmap_remove(&ks->map, &k->node);
         free(k);
         return NULL;
     }
-    k->head = next;
+    k->head = next->next;
+    if (!k->head)
+        k->tail = NULL;
+    next->next = NULL;
     return next;
 }
 

@@ -23,11 +23,14 @@ void ks_free(struct ks *ks);
 int ks_push(struct ks *ks, const char *key, size_t keylen, struct ks_job *j);
 
 /* The key's running job is finished; returns the key's next job, which is
- * now runnable, or NULL when the key has no more work. */
+ * now runnable, or NULL when the key has no more work. The scheduler never
+ * touches a job once it was handed out as runnable, so the finished job
+ * may already be freed. */
 struct ks_job *ks_done(struct ks *ks, const char *key, size_t keylen);
 
-/* Empties the scheduler, handing every job (running or queued) to free_job.
- * For shutdown, after the workers have stopped. */
+/* Empties the scheduler, handing every queued job to free_job (running
+ * jobs belong to whoever runs them). For shutdown, after the workers have
+ * stopped. */
 void ks_clear(struct ks *ks, void (*free_job)(struct ks_job *j));
 
 /* Number of keys with queued or running work. */

@@ -30,8 +30,14 @@ static char *get(json_object *o, const char *name, size_t max)
     json_object *v;
     if (!json_object_object_get_ex(o, name, &v) || !json_object_is_type(v, json_type_string))
         return NULL;
+    const char *s = json_object_get_string(v);
     size_t len = (size_t)json_object_get_string_len(v);
-    return strndup(json_object_get_string(v), len < max ? len : max);
+    if (len > max) { /* cut at a character boundary, never inside UTF-8 */
+        len = max;
+        while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+            len--;
+    }
+    return strndup(s, len);
 }
 
 /* The first errors[].description stands in when there is no message. */

@@ -27,6 +27,8 @@ void res_format_time(int64_t epoch_ms, char *out, size_t outlen)
     struct tm tm;
     gmtime_r(&secs, &tm);
     size_t n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n == 0 && outlen > 0)
+        out[0] = '\0';
     if (n > 0 && n < outlen)
         snprintf(out + n, outlen - n, ".%03dZ", (int)(epoch_ms % 1000));
 }

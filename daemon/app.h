@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #define APP_MAX_PARTITIONS 4096
+#define APP_MAX_WORKERS 256
 
 /* One consumed event, from consumption until its records are acknowledged. */
 struct job {
@@ -87,6 +88,13 @@ struct app {
     atomic_ulong n_ok, n_failed, n_rejected, n_inflight, n_done_total;
     atomic_llong lag;
     atomic_bool kafka_down;
+
+    /* Watchdog: every thread's loop bumps its counter; WATCHDOG=1 goes out
+     * only while all of them move. The producer's counter moves with
+     * librdkafka's statistics callback, which its own main thread drives. */
+    atomic_ulong beat_consumer, beat_loader, beat_producer;
+    atomic_ulong beat_worker[APP_MAX_WORKERS];
+    atomic_bool debug_hang; /* test hook: a worker stops (BWPROVD_DEBUG_HANG) */
 
     atomic_bool stopping; /* SIGTERM: stop intake, drain */
     atomic_bool fatal;    /* unrecoverable error: exit 1 */

@@ -150,8 +150,10 @@ static void drain(struct app *a, rd_kafka_topic_partition_list_t *parts)
     int64_t deadline = app_now_us() + a->cfg.shutdown_grace_ms * 1000;
     if (a->cons->drain_deadline_us && a->cons->drain_deadline_us < deadline)
         deadline = a->cons->drain_deadline_us;
-    while (pending_in(a, parts) > 0 && app_now_us() < deadline)
+    while (pending_in(a, parts) > 0 && app_now_us() < deadline) {
+        atomic_fetch_add(&a->beat_consumer, 1);
         rd_kafka_poll(a->producer, 10);
+    }
     size_t left = pending_in(a, parts);
     if (left)
         log_warn("revoke: %zu event(s) not finished within shutdown.grace_ms; the next owner "
@@ -426,6 +428,7 @@ static void *consumer_main(void *arg)
     bool stopping = false;
 
     for (;;) {
+        atomic_fetch_add(&a->beat_consumer, 1);
         if (!stopping && (atomic_load(&a->stopping) || atomic_load(&a->fatal))) {
             stopping = true;
             begin_stop(a);

@@ -22,6 +22,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RESP_BODY_MAX (1024 * 1024)
@@ -47,6 +48,7 @@ struct xfer {
 
 struct engine {
     struct app *a;
+    int index;
     pthread_t thread;
     CURLM *multi;
     int inflight, capacity;
@@ -581,6 +583,15 @@ static int64_t send_blocked(struct engine *e, int64_t now)
 
 static void engine_free(struct engine *e);
 
+static void free_list(struct job *j)
+{
+    while (j) {
+        struct job *next = j->next;
+        job_free(j);
+        j = next;
+    }
+}
+
 /* --- the event loop: curl's socket interface on epoll, so each wake-up
  * costs O(ready sockets), not O(connections) as poll() would --- */
 
@@ -652,11 +663,25 @@ static void wait_events(struct engine *e, int ms)
     }
 }
 
+/* Test hook (enabled only by $BWPROVD_DEBUG_HANG at start): the first
+ * worker stops making progress, as a deadlocked thread would, until stop. */
+static void hang(struct engine *e)
+{
+    log_warn("debug hook: worker %d hangs", e->index);
+    while (!atomic_load(&e->stop)) {
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void *engine_main(void *arg)
 {
     struct engine *e = arg;
 
     while (!atomic_load(&e->stop)) {
+        atomic_fetch_add(&e->a->beat_worker[e->index], 1);
+        if (atomic_load(&e->a->debug_hang) && e->index == 0)
+            hang(e);
         int64_t now = app_now_us();
         move_due(e, now);
         take_ready(e);
@@ -704,19 +729,24 @@ static struct engine *engine_new(struct app *a, int capacity)
 
 static void engine_free(struct engine *e)
 {
-    /* Transfers still running are abandoned: their jobs stay in the key
-     * scheduler, which frees them; their offsets were never stored. */
+    /* Work still held is abandoned: its offsets were never stored, so it is
+     * replayed after the restart (or by the partition's next owner). */
     while (e->all) {
         struct xfer *x = e->all;
         e->all = x->next_all;
-        if (x->busy)
+        if (x->busy) {
             curl_multi_remove_handle(e->multi, x->easy);
+            job_free(x->job);
+        }
         curl_slist_free_all(x->hdrs);
         req_clear(&x->req);
         curl_easy_cleanup(x->easy);
         free(x->body);
         free(x);
     }
+    free_list(e->waiting);
+    free_list(e->blocked_head);
+    free_list(e->auth_wait);
     if (e->multi)
         curl_multi_cleanup(e->multi);
     if (e->epfd >= 0)
@@ -735,6 +765,8 @@ int engines_start(struct app *a)
     int per = (int)((a->cfg.webex_max_in_flight + n - 1) / n);
     for (int i = 0; i < n; i++) {
         a->engines[i] = engine_new(a, per);
+        if (a->engines[i])
+            a->engines[i]->index = i;
         if (!a->engines[i] || pthread_create(&a->engines[i]->thread, NULL, engine_main,
                                              a->engines[i]) != 0) {
             log_err("cannot start HTTP worker %d", i);

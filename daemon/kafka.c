@@ -50,6 +50,18 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     log_debug("kafka: %s: %s", rd_kafka_err2name(err), reason);
 }
 
+/* Statistics arrive from librdkafka's main thread through the producer's
+ * poll: they prove both are alive (watchdog). The JSON itself is unused. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    struct app *a = opaque;
+    (void)rk;
+    (void)json;
+    (void)len;
+    atomic_fetch_add(&a->beat_producer, 1);
+    return 0;
+}
+
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
@@ -124,8 +136,14 @@ static rd_kafka_conf_t *make_conf(struct app *a, enum role role, char *err, size
     rd_kafka_conf_set_opaque(conf, a);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_log_cb(conf, log_cb);
-    if (role == ROLE_PRODUCER)
+    if (role == ROLE_PRODUCER) {
         rd_kafka_conf_set_dr_msg_cb(conf, consumer_dr_cb);
+        rd_kafka_conf_set_stats_cb(conf, stats_cb);
+        if (set(conf, "statistics.interval.ms", "1000", err, errlen) != 0) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
     if (role == ROLE_CONSUMER)
         rd_kafka_conf_set_rebalance_cb(conf, consumer_rebalance_cb);
     return conf;

@@ -152,6 +152,7 @@ static void *loader_main(void *arg)
     struct loader *l = a->loader;
 
     while (!atomic_load(&l->stop)) {
+        atomic_fetch_add(&a->beat_loader, 1);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(l->rk, LOADER_POLL_MS);
         if (!m)
             continue;

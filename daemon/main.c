@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -154,6 +155,77 @@ static void send_status(struct app *a, uint64_t *last_done, int64_t *last_us)
     ntf_status(s);
 }
 
+/* --- watchdog --- */
+
+/* A thread counts as hung when its counter has not moved for a whole
+ * watchdog interval (the producer's moves once a second, so at least 3 s). */
+struct watchdog {
+    uint64_t usec; /* WATCHDOG_USEC; 0: off */
+    int64_t next_us;
+    int n;
+    unsigned long last[APP_MAX_WORKERS + 3];
+    int64_t moved_us[APP_MAX_WORKERS + 3];
+    bool reported;
+};
+
+static unsigned long beat(struct app *a, int i)
+{
+    if (i == 0)
+        return atomic_load(&a->beat_consumer);
+    if (i == 1)
+        return atomic_load(&a->beat_loader);
+    if (i == 2)
+        return atomic_load(&a->beat_producer);
+    return atomic_load(&a->beat_worker[i - 3]);
+}
+
+static const char *beat_name(int i)
+{
+    static const char *const names[] = {"consumer", "state loader", "producer"};
+    return i < 3 ? names[i] : "HTTP worker";
+}
+
+static void watchdog_init(struct app *a, struct watchdog *w)
+{
+    memset(w, 0, sizeof(*w));
+    w->usec = ntf_watchdog_usec();
+    w->n = 3 + a->n_engines;
+    int64_t now = app_now_us();
+    for (int i = 0; i < w->n; i++) {
+        w->last[i] = beat(a, i);
+        w->moved_us[i] = now;
+    }
+    if (w->usec)
+        log_info("watchdog: pinging every %llu ms while all threads make progress",
+                 (unsigned long long)(w->usec / 2000));
+}
+
+static void watchdog_tick(struct app *a, struct watchdog *w, int64_t now)
+{
+    if (!w->usec || now < w->next_us)
+        return;
+    w->next_us = now + (int64_t)(w->usec / 2);
+    int stalled = -1;
+    for (int i = 0; i < w->n; i++) {
+        unsigned long b = beat(a, i);
+        int64_t limit = (int64_t)w->usec < 3000000 && i == 2 ? 3000000 : (int64_t)w->usec;
+        if (b != w->last[i]) {
+            w->last[i] = b;
+            w->moved_us[i] = now;
+        } else if (now - w->moved_us[i] >= limit && stalled < 0) {
+            stalled = i;
+        }
+    }
+    if (stalled < 0) {
+        ntf_watchdog();
+        w->reported = false;
+    } else if (!w->reported) {
+        log_err("watchdog: the %s thread made no progress for %lld ms; not pinging systemd",
+                beat_name(stalled), (long long)(now - w->moved_us[stalled]) / 1000);
+        w->reported = true;
+    }
+}
+
 /* --- reload --- */
 
 static void reload(struct app *a, const struct opts *o)
@@ -194,6 +266,7 @@ static int signals_fd(void)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGPIPE);
+    sigaddset(&set, SIGUSR1);
     /* Blocked before any thread starts, so every thread inherits the mask
      * and only signalfd sees them. */
     if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
@@ -208,6 +281,10 @@ static void handle_signals(struct app *a, int sfd, const struct opts *o)
     while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (si.ssi_signo == SIGHUP) {
             reload(a, o);
+        } else if (si.ssi_signo == SIGUSR1) {
+            /* test hook, off unless $BWPROVD_DEBUG_HANG was set at start */
+            if (getenv("BWPROVD_DEBUG_HANG"))
+                atomic_store(&a->debug_hang, true);
         } else if (!atomic_load(&a->stopping)) {
             ntf_stopping();
             log_notice("signal %u: stopping", si.ssi_signo);
@@ -221,12 +298,15 @@ static void run(struct app *a, int sfd, const struct opts *o)
     uint64_t last_done = 0;
     int64_t last_us = app_now_us(), next_status = 0;
     int64_t grace_us = a->cfg.shutdown_grace_ms * 1000;
+    struct watchdog w;
 
+    watchdog_init(a, &w);
     while (!atomic_load(&a->consumer_done)) {
         struct pollfd p = {sfd, POLLIN, 0};
         if (poll(&p, 1, TICK_MS) > 0)
             handle_signals(a, sfd, o);
         int64_t now = app_now_us();
+        watchdog_tick(a, &w, now);
         if (atomic_load(&a->stopping) && now >= next_status) {
             /* keep systemd's stop timeout ahead of the drain */
             ntf_extend_timeout((uint64_t)grace_us + 5000000);
@@ -271,8 +351,14 @@ static void shutdown_all(struct app *a)
         }
     }
     loader_stop(a);
-    if (a->ks)
+    if (a->ks) { /* what the workers never took */
+        for (struct job *j = pipe_take(a, INT32_MAX); j;) {
+            struct job *next = j->next;
+            job_free(j);
+            j = next;
+        }
         ks_clear(a->ks, free_scheduled);
+    }
     if (a->consumer)
         rd_kafka_destroy(a->consumer);
     if (a->producer)

@@ -161,7 +161,8 @@ static void free_job(struct ks_job *j)
 static void test_clear(void)
 {
     struct ks *ks = must_new();
-    int pushed = 0;
+    int pushed = 0, nrunning = 0;
+    static struct job *running[3000];
     char key[32];
     /* 3000 keys with 1..5 jobs each: running and queued ones, malloc'd so
      * ASan/LSan sees any job ks_clear forgets or frees twice. */
@@ -173,15 +174,22 @@ static void test_clear(void)
                 exit(2);
             jb->key = i;
             jb->seq = q;
-            if (ks_push(ks, key, (size_t)n, &jb->link) < 0)
+            int rc = ks_push(ks, key, (size_t)n, &jb->link);
+            if (rc < 0)
                 exit(2);
-            pushed++;
+            if (rc == 1) /* running jobs belong to the caller, not to ks_clear */
+                running[nrunning++] = jb;
+            else
+                pushed++;
         }
     }
     CHECK_EQ_INT(ks_keys(ks), 3000);
     freed = 0;
     ks_clear(ks, free_job);
     CHECK_EQ_INT(freed, pushed);
+    CHECK_EQ_INT(nrunning, 3000);
+    for (int i = 0; i < nrunning; i++)
+        free(running[i]);
     CHECK_EQ_INT(ks_keys(ks), 0);
     CHECK_NULL(ks_done(ks, "k1", 2));
 
