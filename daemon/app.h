@@ -149,6 +149,8 @@ void consumer_free(struct app *a);
 
 /* --- engine.c: HTTP workers --- */
 int engines_start(struct app *a);
+/* TLS trust for a request: webex.ca_file in addition to the system CAs. */
+void http_set_ca(void *curl_easy, const char *ca_file);
 void engines_wake(struct app *a);
 void engines_stop(struct app *a);
 
@@ -168,9 +170,9 @@ unsigned long long loader_applied(struct app *a);
 /* Creates the producer, the group consumer and the state loader's consumer
  * from the kafka.* settings. Returns 0, or -1 with a reason in err. */
 int kafka_create(struct app *a, rd_kafka_t **loader_rk, char *err, size_t errlen);
-/* Waits (up to startup.timeout_ms, STATUS says so) for a metadata answer.
- * Returns 0, or -1 when Kafka never answered or a topic is missing. */
-int kafka_wait_ready(struct app *a);
+/* One metadata request (up to 1 s): 0 when Kafka answered and all four
+ * topics exist, else -1 with the reason in why. */
+int kafka_probe(struct app *a, char *why, size_t whylen);
 
 /* --- token.c --- */
 struct token *token_new(const struct cfg *c, char *err, size_t errlen);

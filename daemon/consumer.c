@@ -87,10 +87,8 @@ void consumer_job_finished(struct app *a, struct job *j)
         if (off_done(cp->t, j->offset) == 0)
             cp->dirty = true;
     }
-    if (atomic_load(&a->kafka_down)) {
-        atomic_store(&a->kafka_down, false);
+    if (atomic_load(&a->kafka_down) && atomic_exchange(&a->kafka_down, false))
         log_write(LOG_LVL_NOTICE, LOG_MID_KAFKA_BACK, "Kafka reachable again");
-    }
     atomic_fetch_sub(&a->pending, 1);
     job_free(j);
 }

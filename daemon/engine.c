@@ -229,6 +229,33 @@ static void xfer_put(struct engine *e, struct xfer *x)
     e->free_xfers = x;
 }
 
+static char system_ca_dir[512];
+static pthread_once_t ca_once = PTHREAD_ONCE_INIT;
+
+/* libcurl's built-in CA directory (Debian: /etc/ssl/certs). */
+static void find_system_ca_dir(void)
+{
+    CURL *h = curl_easy_init();
+    char *dir = NULL;
+    if (h && curl_easy_getinfo(h, CURLINFO_CAPATH, &dir) == CURLE_OK && dir)
+        snprintf(system_ca_dir, sizeof(system_ca_dir), "%s", dir);
+    if (h)
+        curl_easy_cleanup(h);
+}
+
+void http_set_ca(void *curl_easy, const char *ca_file)
+{
+    CURL *h = curl_easy;
+    if (!ca_file)
+        return;
+    /* webex.ca_file adds a CA: the file, plus the system's directory, so
+     * the public CAs stay trusted too. */
+    pthread_once(&ca_once, find_system_ca_dir);
+    curl_easy_setopt(h, CURLOPT_CAINFO, ca_file);
+    if (system_ca_dir[0])
+        curl_easy_setopt(h, CURLOPT_CAPATH, system_ca_dir);
+}
+
 static struct curl_slist *add_header(struct curl_slist *l, const char *h, bool *ok)
 {
     struct curl_slist *n = curl_slist_append(l, h);
@@ -279,8 +306,7 @@ static void set_options(struct engine *e, struct xfer *x)
     curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    if (c->webex_ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, c->webex_ca_file);
+    http_set_ca(h, c->webex_ca_file);
     if (strcmp(x->req.method, "POST") != 0)
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, x->req.method);
     if (x->req.body) {
@@ -298,10 +324,14 @@ static int send_request(struct engine *e, struct job *j, const char *ws)
     x->retry_after[0] = x->webex_tracking[0] = x->errbuf[0] = '\0';
     if (req_build(&j->ev, ws, &x->req) != 0 ||
         snprintf(x->url, sizeof(x->url), "%s%s", e->a->cfg.webex_base_url, x->req.path) >=
-            (int)sizeof(x->url) ||
-        set_headers(e, x) != 0) {
+            (int)sizeof(x->url)) {
         xfer_put(e, x);
         return -1;
+    }
+    if (set_headers(e, x) != 0) { /* no access token (yet) */
+        j->auth_gen = x->token_gen;
+        xfer_put(e, x);
+        return -2;
     }
     set_options(e, x);
     if (curl_multi_add_handle(e->multi, x->easy) != CURLM_OK) {
@@ -357,8 +387,17 @@ static bool prepare(struct engine *e, struct job *j)
 
 static void send_or_fail(struct engine *e, struct job *j)
 {
-    if (send_request(e, j, j->ws ? j->ws : "") != 0)
+    int rc = send_request(e, j, j->ws ? j->ws : "");
+    if (rc == -2 && !j->auth_retried) { /* wait for a token, as after a 401 */
+        j->auth_retried = true;
+        token_renew(e->a->token, j->auth_gen);
+        j->next = e->auth_wait;
+        e->auth_wait = j;
+    } else if (rc == -2) {
+        fail_auth(e, j, "no access token is available");
+    } else if (rc != 0) {
         finish_simple(e, j, RES_FAILED, KIND_PERMANENT, NULL, "cannot build the request", j->ws);
+    }
 }
 
 /* Jobs ready to send, waiting only for a free slot, the Retry-After gate

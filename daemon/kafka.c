@@ -3,10 +3,11 @@
  * guarantees depend on, and waits for Kafka at start-up. */
 #include "app.h"
 
+#include "cred.h"
 #include "log.h"
-#include "notify.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -20,6 +21,22 @@ static int set(rd_kafka_conf_t *conf, const char *name, const char *value, char 
         return 0;
     snprintf(err, errlen, "kafka %s: %s", name, why);
     return -1;
+}
+
+/* A secret property (sasl.password, ssl.key.password ...) may be given as
+ * cred:NAME so it need not sit in the readable configuration file. */
+static int set_prop(rd_kafka_conf_t *conf, const struct cfg_kafka_prop *p, char *err,
+                    size_t errlen)
+{
+    if (!cfg_kafka_secret(p->name) || strncmp(p->value, "cred:", 5) != 0)
+        return set(conf, p->name, p->value, err, errlen);
+    char *secret = cred_read(p->value, err, errlen);
+    if (!secret)
+        return -1;
+    int rc = set(conf, p->name, secret, err, errlen);
+    memset(secret, 0, strlen(secret));
+    free(secret);
+    return rc;
 }
 
 static bool user_set(const struct app *a, enum cfg_kafka_scope scope, const char *name)
@@ -79,11 +96,16 @@ static int defaults(struct app *a, rd_kafka_conf_t *conf, enum role role, char *
         {"linger.ms", "5"},
         {"queue.buffering.max.messages", "1000000"},
     };
-    static const char *const consumer[][2] = {
+    const char *const consumer[][2] = {
         {"enable.auto.commit", "true"},
         {"enable.auto.offset.store", "false"}, /* only finished offsets are stored */
         {"auto.offset.reset", "earliest"},
-        {"partition.assignment.strategy", "cooperative-sticky"},
+        /* Incremental rebalances only where librdkafka's sticky assignor is
+         * sound: before 2.3.0 it aborts when a consumer closes before its
+         * first assignment (librdkafka #4312), so older versions keep the
+         * eager default (range,roundrobin). */
+        {"partition.assignment.strategy",
+         rd_kafka_version() >= 0x020300ff ? "cooperative-sticky" : "range,roundrobin"},
     };
     static const char *const loader[][2] = {
         {"enable.auto.commit", "false"},
@@ -117,7 +139,7 @@ static rd_kafka_conf_t *make_conf(struct app *a, enum role role, char *err, size
             continue;
         if (role == ROLE_LOADER && strcmp(p->name, "group.id") == 0)
             continue; /* the loader reads every partition itself */
-        if (set(conf, p->name, p->value, err, errlen) != 0) {
+        if (set_prop(conf, p, err, errlen) != 0) {
             size_t n = strlen(err);
             snprintf(err + n, errlen - n, " (%s)", p->where);
             rd_kafka_conf_destroy(conf);
@@ -188,34 +210,25 @@ static bool topic_known(const struct rd_kafka_metadata *md, const char *name)
     return false;
 }
 
-int kafka_wait_ready(struct app *a)
+int kafka_probe(struct app *a, char *why, size_t whylen)
 {
-    int64_t deadline = app_now_us() + a->cfg.startup_timeout_ms * 1000;
     const char *topics[] = {a->cfg.topic_events, a->cfg.topic_results, a->cfg.topic_dlq,
                             a->cfg.topic_state};
-    char status[512];
+    const struct rd_kafka_metadata *md = NULL;
 
-    ntf_status("Waiting for Kafka to answer a metadata request");
-    while (app_now_us() < deadline && !atomic_load(&a->stopping)) {
-        const struct rd_kafka_metadata *md = NULL;
-        if (rd_kafka_metadata(a->producer, 1, NULL, &md, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            ntf_status("Kafka unreachable: waiting for a metadata answer");
-            continue;
-        }
-        const char *missing = NULL;
-        for (size_t i = 0; i < 4 && !missing; i++)
-            if (!topic_known(md, topics[i]))
-                missing = topics[i];
-        rd_kafka_metadata_destroy(md);
-        if (!missing)
-            return 0;
-        snprintf(status, sizeof(status), "Waiting for topic %s to exist", missing);
-        ntf_status(status);
-        log_warn("topic %s does not exist yet; waiting", missing);
-        struct timespec ts = {1, 0};
-        nanosleep(&ts, NULL);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(a->producer, 1, NULL, &md, 1000);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(why, whylen, "Kafka unreachable: no metadata answer (%s)", rd_kafka_err2str(e));
+        return -1;
     }
-    log_err("Kafka did not answer with all topics within startup.timeout_ms (%ld ms)",
-            a->cfg.startup_timeout_ms);
-    return -1;
+    const char *missing = NULL;
+    for (size_t i = 0; i < 4 && !missing; i++)
+        if (!topic_known(md, topics[i]))
+            missing = topics[i];
+    rd_kafka_metadata_destroy(md);
+    if (missing) {
+        snprintf(why, whylen, "Waiting for topic %s to exist", missing);
+        return -1;
+    }
+    return 0;
 }

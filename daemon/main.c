@@ -5,6 +5,7 @@
 
 #include "cfg.h"
 #include "classify.h"
+#include "cred.h"
 #include "log.h"
 #include "notify.h"
 #include "ratelimit.h"
@@ -130,6 +131,16 @@ static void make_instance_id(struct app *a)
 }
 
 /* --- STATUS --- */
+
+/* "Kafka unreachable" ends when Kafka answers again, with or without
+ * traffic to prove it. */
+static void check_kafka_back(struct app *a)
+{
+    char why[256];
+    if (atomic_load(&a->kafka_down) && kafka_probe(a, why, sizeof(why)) == 0 &&
+        atomic_exchange(&a->kafka_down, false))
+        log_write(LOG_LVL_NOTICE, LOG_MID_KAFKA_BACK, "Kafka reachable again");
+}
 
 static void send_status(struct app *a, uint64_t *last_done, int64_t *last_us)
 {
@@ -312,6 +323,7 @@ static void run(struct app *a, int sfd, const struct opts *o)
             ntf_extend_timeout((uint64_t)grace_us + 5000000);
         }
         if (now >= next_status) {
+            check_kafka_back(a);
             send_status(a, &last_done, &last_us);
             next_status = now + STATUS_EVERY_US;
         }
@@ -320,11 +332,41 @@ static void run(struct app *a, int sfd, const struct opts *o)
 
 /* --- start and stop --- */
 
-static int start(struct app *a, rd_kafka_t *loader_rk)
+/* Waits up to startup.timeout_ms for Kafka, saying why in STATUS=, while
+ * still answering SIGTERM. */
+static int wait_kafka(struct app *a, int sfd, const struct opts *o)
 {
-    if (kafka_wait_ready(a) != 0) {
+    int64_t deadline = app_now_us() + a->cfg.startup_timeout_ms * 1000;
+    char why[512], last[512] = "";
+
+    ntf_status("Waiting for Kafka to answer a metadata request");
+    while (!atomic_load(&a->stopping)) {
+        if (kafka_probe(a, why, sizeof(why)) == 0)
+            return 0;
+        /* let systemd's start timeout follow startup.timeout_ms */
+        ntf_extend_timeout((uint64_t)(deadline - app_now_us()) + 10000000);
+        if (strcmp(why, last) != 0) {
+            ntf_status(why);
+            log_warn("%s", why);
+            snprintf(last, sizeof(last), "%s", why);
+        }
+        if (app_now_us() >= deadline) {
+            log_err("Kafka not ready within startup.timeout_ms (%ld ms): %s",
+                    a->cfg.startup_timeout_ms, why);
+            return -1;
+        }
+        struct pollfd p = {sfd, POLLIN, 0};
+        if (poll(&p, 1, 500) > 0)
+            handle_signals(a, sfd, o);
+    }
+    return -1;
+}
+
+static int start(struct app *a, rd_kafka_t *loader_rk, int sfd, const struct opts *o)
+{
+    if (wait_kafka(a, sfd, o) != 0) {
         rd_kafka_destroy(loader_rk);
-        return EXIT_UNAVAILABLE;
+        return atomic_load(&a->stopping) ? 0 : EXIT_UNAVAILABLE;
     }
     if (loader_start(a, loader_rk) != 0)
         return EXIT_UNAVAILABLE;
@@ -386,6 +428,16 @@ static int app_init(struct app *a, char *err, size_t errlen)
     }
     if (!a->cfg.pipeline_workers)
         a->cfg.pipeline_workers = ncpus();
+    if (a->cfg.webex_ca_file) { /* cred:NAME works here too */
+        char path[4096];
+        if (cred_path(a->cfg.webex_ca_file, path, sizeof(path), err, errlen) != 0)
+            return EXIT_CONFIG;
+        char *p = strdup(path);
+        if (!p)
+            return 1;
+        free(a->cfg.webex_ca_file);
+        a->cfg.webex_ca_file = p;
+    }
     apply_reloadable(a);
     a->token = token_new(&a->cfg, err, errlen);
     return a->token ? 0 : EXIT_CONFIG;
@@ -415,8 +467,10 @@ static int daemon_main(const struct opts *o)
         log_err("%s", err);
         goto out;
     }
-    rc = start(a, loader_rk);
-    if (rc == 0) {
+    rc = start(a, loader_rk, sfd, o);
+    if (rc == 0 && atomic_load(&a->stopping)) {
+        log_notice("stopped before start-up completed");
+    } else if (rc == 0) {
         log_write(LOG_LVL_NOTICE, LOG_MID_STARTED, "bwprovd %s started: %s -> %s, %ld workers",
                   BWPROVD_VERSION, a->cfg.topic_events, a->cfg.webex_base_url,
                   a->cfg.pipeline_workers);
@@ -424,10 +478,8 @@ static int daemon_main(const struct opts *o)
         run(a, sfd, o);
         if (atomic_load(&a->fatal))
             rc = 1;
-    } else if (rc == EXIT_UNAVAILABLE && !atomic_load(&a->stopping)) {
+    } else if (rc == EXIT_UNAVAILABLE) {
         ntf_status("Kafka unreachable at start-up");
-    } else if (atomic_load(&a->stopping)) {
-        rc = 0;
     }
     atomic_store(&a->stopping, true);
 out:

@@ -146,8 +146,7 @@ static long post(const struct token *t, const char *body, struct buf *resp, char
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, t->timeout_ms);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_USERAGENT, "bwprovd/" BWPROVD_VERSION);
-    if (t->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, t->ca_file);
+    http_set_ca(h, t->ca_file);
     if (curl_easy_perform(h) == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     else
@@ -351,6 +350,7 @@ void token_free(struct token *t)
 
 int token_header(struct token *t, char *buf, size_t cap, uint64_t *gen)
 {
+    /* gen is set even without a token, for token_renew()/token_state() */
     pthread_mutex_lock(&t->lock);
     int n = t->value ? snprintf(buf, cap, "Authorization: Bearer %s", t->value) : -1;
     *gen = t->gen;

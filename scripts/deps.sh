@@ -3,7 +3,7 @@
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 PKGS="cmake make gcc pkg-config librdkafka-dev libcurl4-openssl-dev libjson-c-dev \
-libsystemd-dev libmicrohttpd-dev kcat python3 openssl"
+libsystemd-dev libmicrohttpd-dev kcat python3 openssl systemd mandoc groff-base"
 
 missing=""
 for p in $PKGS; do

@@ -474,7 +474,9 @@ class WebSim:
     """
 
     def __init__(self, token=DEFAULT_TOKEN, faults=None, args=(), binary=None,
-                 start_timeout=30, timeout=10):
+                 start_timeout=30, timeout=10, tls=None):
+        """``tls``: ``(cert, key, cafile)`` to serve HTTPS; the admin calls
+        then trust ``cafile``."""
         self.binary = binary or require_env("WEBSIM")
         self.token = token
         self.initial_faults = faults
@@ -488,7 +490,13 @@ class WebSim:
         self.log_path = None
         self.stdout_lines = []
         self._drain = None
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        handlers = [urllib.request.ProxyHandler({})]
+        if tls:
+            import ssl
+            self.args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
+            handlers.append(urllib.request.HTTPSHandler(
+                context=ssl.create_default_context(cafile=tls[2])))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def start(self):
         """Start the simulator and wait for its LISTENING line."""
@@ -518,7 +526,7 @@ class WebSim:
                 rc = self.stop(timeout=5, keep_logs=True)
                 raise HarnessError("websim exited (status %s) before LISTENING:\n%s"
                                    % (rc, _tail(self.log_path)))
-            m = re.match(r"\s*LISTENING\s+(http://\S+?)/?\s*$", line)
+            m = re.match(r"\s*LISTENING\s+(https?://\S+?)/?\s*$", line)
             if m:
                 self.url = re.sub(r"/v1$", "", m.group(1))
                 break
@@ -866,6 +874,11 @@ class Daemon:
             "kafka.bootstrap.servers": self.bootstrap,
             "webex.base_url": self.base_url,
             "webex.access_token_file": self.token_path,
+            # The mock cluster (librdkafka 2.0) keeps a member that sent
+            # LeaveGroup until its session times out: keep that short so a
+            # restarted or second daemon joins within seconds.
+            "kafka.consumer.session.timeout.ms": 6000,
+            "kafka.consumer.heartbeat.interval.ms": 500,
         }
         for k, v in self.config.items():
             if v is None:

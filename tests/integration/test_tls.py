@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+"""TLS to the API: the simulator serves HTTPS with a CA generated here.
+bwprovd trusts it through webex.ca_file and provisions over it; with
+another CA, or with a certificate for a different host name, it fails closed
+(no request reaches the API, the events fail after their retries and go to
+the DLQ); plain http:// to a non-loopback host is refused at start."""
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import bwtest  # noqa: E402
+
+
+def openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+
+
+def make_ca(d, name):
+    key, pem = os.path.join(d, name + ".key"), os.path.join(d, name + ".pem")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", key, "-out", pem, "-days", "2", "-subj", "/CN=" + name)
+    return key, pem
+
+
+def make_cert(d, ca, name, san):
+    key, csr, pem = (os.path.join(d, name + x) for x in (".key", ".csr", ".pem"))
+    ext = os.path.join(d, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=%s\n" % san)
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", "/CN=" + name)
+    openssl("x509", "-req", "-in", csr, "-CA", ca[1], "-CAkey", ca[0], "-CAcreateserial",
+            "-out", pem, "-days", "2", "-extfile", ext)
+    return pem, key
+
+
+def run(mk, sim, ca_file, users, expect_ok):
+    config = {"webex.ca_file": ca_file, "retry.max_attempts": 2,
+              "retry.backoff_initial_ms": 10, "retry.backoff_max_ms": 20}
+    evs = [bwtest.provision(u) for u in users]
+    before = len(mk.consume(bwtest.TOPIC_RESULTS))
+    t0 = time.monotonic()
+    with bwtest.Daemon(mk.bootstrap, sim, config=config) as d:
+        d.wait_ready(60)
+        print("ready after %.1f s" % (time.monotonic() - t0))
+        mk.produce(bwtest.TOPIC_EVENTS, evs)
+        res = mk.consume(bwtest.TOPIC_RESULTS, count=before + len(evs), timeout=60)
+        print("results after %.1f s" % (time.monotonic() - t0))
+        assert d.stop() == 0
+    by = bwtest.results_by_event(res)
+    for ev in evs:
+        r = by[ev["eventId"]][0]
+        if expect_ok:
+            assert r["outcome"] == "succeeded", r
+        else:
+            assert r["outcome"] == "failed" and r["error"]["kind"] == "exhausted", r
+            assert r["httpStatus"] is None and "certificate" in r["error"]["message"].lower() \
+                or "SSL" in r["error"]["message"], r
+
+
+def main():
+    with tempfile.TemporaryDirectory() as d:
+        ca = make_ca(d, "bwprovd-test-ca")
+        other = make_ca(d, "some-other-ca")
+        good = make_cert(d, ca, "sim", "DNS:localhost,IP:127.0.0.1")
+        wrong_host = make_cert(d, ca, "wronghost", "DNS:api.example.net")
+        with bwtest.MockKafka(partitions=2) as mk:
+            with bwtest.WebSim(tls=(good[0], good[1], ca[1])) as sim:
+                assert sim.base_url.startswith("https://127.0.0.1:"), sim.base_url
+                run(mk, sim, ca[1], ["tls-ok-%d@sp.com" % i for i in range(5)], True)
+                assert sim.stats()["createdTotal"] == 5
+                run(mk, sim, other[1], ["tls-wrongca@sp.com"], False)
+                assert sim.stats()["requests"] == 5, "a request passed an untrusted certificate"
+            with bwtest.WebSim(tls=(wrong_host[0], wrong_host[1], ca[1])) as sim:
+                lax = ssl.create_default_context(cafile=ca[1])
+                lax.check_hostname = False  # the admin calls only; bwprovd must refuse
+                sim._opener = urllib.request.build_opener(
+                    urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=lax))
+                run(mk, sim, ca[1], ["tls-wronghost@sp.com"], False)
+                assert sim.stats()["requests"] == 0, "a request went to the wrong host name"
+            dlq = mk.consume(bwtest.TOPIC_DLQ)
+            assert len(dlq) == 2, dlq
+        with bwtest.MockKafka(partitions=1) as mk:
+            d = bwtest.Daemon(mk.bootstrap, "http://api.example.net/v1")
+            p = d.check_config()
+            assert p.returncode == 78 and "webex.base_url" in p.stderr and \
+                "loopback" in p.stderr, (p.returncode, p.stderr)
+            d.close()
+    print("tls: verified, trusted via webex.ca_file, fails closed on wrong CA and host name")
+
+
+if __name__ == "__main__":
+    main()
