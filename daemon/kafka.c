@@ -90,6 +90,14 @@ static int defaults(struct app *a, rd_kafka_conf_t *conf, enum role role, char *
                     size_t errlen)
 {
     enum cfg_kafka_scope scope = role == ROLE_PRODUCER ? CFG_KAFKA_PRODUCER : CFG_KAFKA_CONSUMER;
+    static const char *const common[][2] = {
+        /* after an outage, be back within seconds (librdkafka: up to 10 s) */
+        {"reconnect.backoff.max.ms", "2000"},
+    };
+    for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+        if (!user_set(a, scope, common[i][0]) &&
+            set(conf, common[i][0], common[i][1], err, errlen) != 0)
+            return -1;
     static const char *const producer[][2] = {
         {"enable.idempotence", "true"}, /* no duplicates or reordering on retry */
         {"message.timeout.ms", "0"},    /* a Kafka outage is waited out, not a loss */
