@@ -1,0 +1,110 @@
+#!/usr/bin/python3
+"""Scenario: two instances in one consumer group; one is stopped mid-run.
+
+Mock cluster with 8 partitions; instances A and B with the same
+kafka.group.id, session timeout 6 s, heartbeat 500 ms, 8 requests in
+flight each, shutdown.grace_ms 1000 (so B hands unfinished work back instead
+of draining all of it); simulator latency 20 ms. The events are produced
+once both instances consume (B's log says its state table caught up for
+its partitions): 2200 events over 400 users (provision, four updates, and a
+remove for every other user; the rest end provisioned). When the simulator
+has answered 700 requests, B gets SIGTERM and must exit 0; A takes its
+partitions over.
+
+What must hold: at-least-once lets A replay B's partitions from B's last
+commit, so results may be duplicated, but B commits only what it finished
+and A catches up with the state topic before it consumes them, so every
+replayed event that B applied is `replayed` without an API call. Hence,
+asserted: every event has a result (duplicates printed) and its last one
+succeeded (note none, `replayed`, or `already_removed` for a remove whose
+DELETE B had sent before stopping); one user's requests, across both
+instances, never go back to an earlier event (the order is global, not per
+instance: a graceful hand-over must keep it); an event gets a second 2xx
+only if its first was answered after B was told to stop (work B handed
+back with the answer still on the way); no concurrentUser (or retryAfter)
+violations; created_total equals the number of users; the simulator's
+workspaces and the last state record of every user match the workload;
+A is still running and stops with exit 0.
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scenario  # noqa: E402
+from scenario import bwtest, log  # noqa: E402
+
+USERS = 400
+IN_FLIGHT = 8
+STOP_AT = 700
+
+
+def consuming(d):
+    """Partitions the instance said it consumes (last 'caught up' line)."""
+    n = 0
+    for rec in d.log_records():
+        msg = rec.get("msg", "")
+        if msg.startswith("state table caught up; consuming"):
+            n = int(msg.split()[5])
+    return n
+
+
+def main():
+    t0 = time.monotonic()
+    wl = scenario.Workload("rb", USERS, seed=88, updates=4, keep_every=2)
+    config = dict(scenario.FAST_GROUP, **{"webex.max_in_flight": IN_FLIGHT,
+                                          "shutdown.grace_ms": 1000})
+    with bwtest.MockKafka(partitions=8) as mk, bwtest.WebSim(faults={"latencyMs": 20}) as sim, \
+            bwtest.Daemon(mk.bootstrap, sim, config=config) as a:
+        a.wait_ready(60)
+        bwtest.wait_until(lambda: consuming(a), 60, 0.2, "instance A consuming")
+        with bwtest.Daemon(mk.bootstrap, sim, config=config) as b:
+            b.wait_ready(60)
+            bwtest.wait_until(lambda: consuming(b), 60, 0.2, "instance B consuming")
+            bwtest.wait_until(lambda: any("revoked" in line for line in a.log_lines()), 30, 0.2,
+                              "instance A giving partitions up")
+            log("group settled; A reports %d partitions, B %d", consuming(a), consuming(b))
+            wl.produce(mk)
+            scenario.wait_requests(sim, STOP_AT, timeout=60)
+            t_term = scenario.now_us()
+            rc = b.stop(timeout=30)
+            t_gone = scenario.now_us()
+            assert rc == 0, "instance B exited %s on SIGTERM:\n%s" % (rc, b.log_tail())
+            done = len({r["eventId"] for r in
+                        scenario.parse_results(mk.consume(bwtest.TOPIC_RESULTS))})
+            log("B stopped in %.2f s; %d of %d events have a result", (t_gone - t_term) / 1e6,
+                done, len(wl))
+            assert done < len(wl), "the run was over before B stopped"
+            b_log = b.log_lines()
+        results = scenario.wait_all_results(mk, wl, timeout=90)
+        reqs = scenario.api_requests(sim)
+        per_event = scenario.requests_by_event(wl, reqs)
+        late = set()
+        for eid, rs in per_event.items():
+            ok = [r for r in rs if 200 <= r["status"] < 300]
+            if len(ok) > 1 or any(r["status"] == 404 for r in rs):
+                assert ok[0]["doneUs"] >= t_term, \
+                    "%s applied twice, the first time before B was stopped: %s" % (
+                        eid, [(r["method"], r["status"], r["recvUs"]) for r in rs])
+                late.add(eid)
+
+        def expect(ev):
+            if ev["type"] == "workspace.remove" and ev["eventId"] in late:
+                return scenario.succeeded((None, "replayed", "already_removed"))
+            return scenario.succeeded((None, "replayed"))
+        grouped = scenario.check_results(wl, results, expect=expect, exactly_one=False)
+        scenario.check_order(wl, reqs)
+        st = scenario.check_no_violations(sim, reqs)
+        scenario.check_final_state(wl, sim, mk.consume(bwtest.TOPIC_STATE))
+        assert a.running(), "instance A exited:\n" + a.log_tail()
+        assert a.stop() == 0, "SIGTERM did not exit A with 0:\n" + a.log_tail()
+    dups = scenario.duplicates(grouped)
+    handed = [line for line in b_log if "replayed after restart" in line or "revoke:" in line]
+    print("DUPLICATES: %d duplicate results over %d events; %d event(s) applied again after "
+          "the hand-over" % (dups, len(wl), len(late)), flush=True)
+    scenario.report("rebalance", t0, events=len(wl), requests=st["requests"], duplicates=dups,
+                    reapplied=len(late), b_said=[h.split("msg=")[-1][:90] for h in handed])
+
+
+if __name__ == "__main__":
+    main()
