@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test demo clean format
+.PHONY: all deps configure build test test-asan test-tsan demo clean format
 
 all: build
 
@@ -18,6 +18,21 @@ build: configure
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j 2 $(CTEST_FLAGS)
+
+# The same suite under sanitizers, in their own build trees. Packaging and
+# system tests are left out: they test files, not code paths.
+SAN_CTEST = ctest --output-on-failure -j 2 -LE "packaging|system|bench" $(CTEST_FLAGS)
+
+test-asan: deps
+	cmake -S . -B $(BUILD)-asan -DBWPROVD_WERROR=ON -DBWPROVD_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD)-asan -j $(JOBS)
+	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(SAN_CTEST)
+
+test-tsan: deps
+	cmake -S . -B $(BUILD)-tsan -DBWPROVD_WERROR=ON -DBWPROVD_TSAN=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD)-tsan -j $(JOBS)
+	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $(SAN_CTEST)
 
 demo: build
 	/usr/bin/python3 tests/demo.py $(BUILD)

@@ -33,6 +33,8 @@ def main():
         mk.produce(bwtest.TOPIC_EVENTS, first)
         bwtest.wait_until(lambda: results(mk) >= 10, timeout=60, desc="first results")
 
+        before = results(mk)  # nothing can be added while the brokers are down
+        assert before < len(first), "nothing was left for after the outage"
         mk.down("all")
         t_down = time.monotonic()
         bwtest.wait_until(lambda: any("Kafka unreachable" in n.value
@@ -42,8 +44,6 @@ def main():
         assert d.running(), "daemon exited during the outage:\n" + d.log_tail()
         mk.up("all")
         t_up = time.monotonic()
-        before = results(mk)
-        assert before < len(first), "nothing was left for after the outage"
         resumed = bwtest.wait_until(lambda: results(mk) > before and time.monotonic(),
                                     timeout=30, interval=0.2, desc="results after recovery")
         assert resumed - t_up <= 5, "results resumed %.1f s after recovery" % (resumed - t_up)
