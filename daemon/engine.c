@@ -94,7 +94,7 @@ static int64_t gate_us(struct engine *e)
 /* Retry-After applies to the whole client: no request of any key before it. */
 static void close_gate(struct engine *e, int64_t until_us)
 {
-    int64_t cur = atomic_load(&e->a->not_before_us);
+    long long cur = atomic_load(&e->a->not_before_us);
     while (cur < until_us && !atomic_compare_exchange_weak(&e->a->not_before_us, &cur, until_us))
         ;
 }

@@ -17,7 +17,7 @@
 
 struct rec {
     const char *topic;
-    const char *key;   /* borrowed from the job unless key_owned */
+    char *key;         /* borrowed from the job */
     size_t keylen;
     char *value;       /* NULL: tombstone */
     size_t len;
@@ -119,13 +119,13 @@ static rd_kafka_headers_t *state_headers(struct app *a, struct job *j)
     return h;
 }
 
-static struct rec state_tombstone(struct app *a, struct job *j, const char *user)
+static struct rec state_tombstone(struct app *a, struct job *j, char *user)
 {
     return (struct rec){a->cfg.topic_state, user, strlen(user), NULL, 0, false,
                         state_headers(a, j)};
 }
 
-static struct rec state_record(struct app *a, struct job *j, const char *user, const char *ws,
+static struct rec state_record(struct app *a, struct job *j, char *user, const char *ws,
                                const struct resp *rs)
 {
     const struct ev_event *ev = &j->ev;
@@ -161,7 +161,7 @@ static int state_change(struct app *a, struct job *j, const struct outcome *o, s
         out[n++] = state_tombstone(a, j, ev->user_id);
     }
     if (o->state_put) {
-        const char *user = ev->new_user_id ? ev->new_user_id : ev->user_id;
+        char *user = ev->new_user_id ? ev->new_user_id : ev->user_id;
         if (ev->new_user_id && strcmp(ev->new_user_id, ev->user_id) != 0) {
             if (st_remove(a->state, ev->user_id, &src) != 0)
                 log_err("state table: out of memory");
