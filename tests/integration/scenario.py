@@ -256,11 +256,11 @@ def check_results(wl, results, expect=None, exactly_one=True, ok_earlier=None):
         kind = (final.get("error") or {}).get("kind")
         if (final.get("outcome") != want["outcome"] or kind != want["kind"]
                 or final.get("note") not in want["notes"]):
-            problems.append("%s (%s #%d of %s): final result %s/%s note %r, expected %s/%s note in %s;"
-                            " error %s" % (eid, ev["type"], wl.where[eid][1], user,
-                                           final.get("outcome"), kind, final.get("note"),
-                                           want["outcome"], want["kind"], sorted(map(str, want["notes"])),
-                                           final.get("error")))
+            problems.append(
+                "%s (%s #%d of %s): final result %s/%s note %r, expected %s/%s note in %s; "
+                "error %s" % (eid, ev["type"], wl.where[eid][1], user, final.get("outcome"), kind,
+                              final.get("note"), want["outcome"], want["kind"],
+                              sorted(map(str, want["notes"])), final.get("error")))
         # A replayed or not_provisioned result made no call; the SPEC does
         # not say it must name the workspace.
         if final.get("outcome") == "succeeded" and \
@@ -390,6 +390,25 @@ def check_order(wl, reqs, runs=None):
                                                                 "\n  ".join(problems[:20]))
 
 
+def check_replayed_applied(wl, grouped, per_event, skip_users=()):
+    """A result with note ``replayed`` claims the event was applied before:
+    the simulator must have answered a request for it with a 2xx (or 404
+    for a remove, which counts as applied). Catches a replay that skips an
+    event nobody applied. ``per_event``: requests_by_event()."""
+    skip = set(skip_users)
+    bad = []
+    for eid, rs in grouped.items():
+        if eid not in wl.where or wl.where[eid][0] in skip:
+            continue
+        if any(r.get("note") == "replayed" for r in rs):
+            ok = [q for q in per_event.get(eid, []) if 200 <= q["status"] < 300
+                  or (q["status"] == 404 and q["method"] == "DELETE")]
+            if not ok:
+                bad.append("%s: 'replayed' but the simulator never applied it (requests: %s)"
+                           % (eid, [q["status"] for q in per_event.get(eid, [])]))
+    assert not bad, "replayed events that were never applied:\n  " + "\n  ".join(bad[:10])
+
+
 def state_floor(wl, state_records, results):
     """``{userId: highest chain index with a record in state_records}``: the
     state records (consume() records of the state topic, tombstones
@@ -433,14 +452,37 @@ def peak_concurrency(reqs):
     return peak
 
 
+def describe_violation(reqs, r):
+    """One line on a request the simulator flagged: for retryAfter, how long
+    after the latest 429/423 before it (and after the first one of that
+    burst) it arrived."""
+    line = "seq %d %s %s %s status %d, %s" % (r["seq"], r["method"], r["userId"],
+                                              r.get("trackingId"), r["status"], r["violations"])
+    if "retryAfter" in r["violations"]:
+        waits = sorted(x["doneUs"] for x in reqs if x["status"] in (429, 423)
+                       and x["doneUs"] < r["recvUs"])
+        if waits:
+            first = waits[-1]
+            for t in reversed(waits):  # back to the start of this burst
+                if first - t > 1100000:
+                    break
+                first = t
+            line += ": arrived %.2f ms after the last 429/423 sent before it, %.2f ms after " \
+                    "the first of that burst" % ((r["recvUs"] - waits[-1]) / 1e3,
+                                                 (r["recvUs"] - first) / 1e3)
+    return line
+
+
 def check_no_violations(sim, reqs=None):
     """Zero retryAfter and concurrentUser violations (stats and records);
     returns the stats."""
     st = sim.stats()
     v = st.get("violations") or {}
-    marked = [r for r in (reqs if reqs is not None else []) if r.get("violations")]
+    reqs = reqs if reqs is not None else []
+    marked = [r for r in reqs if r.get("violations")]
     assert v.get("retryAfter") == 0 and v.get("concurrentUser") == 0 and not marked, \
-        "simulator violations %s; e.g. %s" % (v, marked[:5])
+        "simulator violations %s:\n  %s" % (v, "\n  ".join(describe_violation(reqs, r)
+                                                          for r in marked[:8]))
     return st
 
 
@@ -499,12 +541,14 @@ def check_final_state(wl, sim, state_records=None, skip_users=(), created_total=
         if state_records is not None:
             st = json.loads(last[u]) if last.get(u) else None
             if st is None:
-                problems.append("%s: provisioned, but no state record (last: %r)" % (u, last.get(u)))
+                problems.append("%s: provisioned, but no state record (last: %r)"
+                                % (u, last.get(u)))
             elif (st.get("workspaceId") != have["id"]
                   or st.get("extension") != want.get("extension")
                   or st.get("primaryPhoneNumber") != want.get("primaryPhoneNumber")):
                 problems.append("%s: state %s does not match the simulator's %s" % (u, st, have))
-    assert not problems, "end state differs (%d):\n  %s" % (len(problems), "\n  ".join(problems[:20]))
+    assert not problems, "end state differs (%d):\n  %s" % (len(problems),
+                                                            "\n  ".join(problems[:20]))
     return by_user
 
 

@@ -36,6 +36,8 @@ Asserts:
   after the last committed offset is known to be done) but must not send a
   request for an event at or below the user's latest state record written
   before the kill (that one is `replayed` without a call);
+* a `replayed` result is only given to an event the simulator had
+  applied (a 2xx, or a 404 for a remove) in an earlier run;
 * zero simulator violations; the last run stops cleanly (exit 0).
 """
 import os
@@ -141,7 +143,8 @@ def main():
             [sum(1 for k in lost.values() if k == i) for i in range(len(kills))])
         grouped = scenario.check_results(wl, results, expect=expectation(wl, lost),
                                          exactly_one=False)
-        scenario.requests_by_event(wl, reqs)  # every request belongs to an event
+        per_event = scenario.requests_by_event(wl, reqs)
+        scenario.check_replayed_applied(wl, grouped, per_event, skip_users=lost)
         starts = [0] + kills
         ends = kills + [float("inf")]
         runs = [{"start": starts[0], "end": ends[0], "floor": {}}]
@@ -161,11 +164,7 @@ def main():
     print("DUPLICATES: %d duplicate results over %d events after 2 kills; %d lost provisions"
           % (dups, len(wl), len(lost)), flush=True)
     scenario.report("crash", t0, events=len(wl), requests=st["requests"], duplicates=dups,
-                    lost_provisions=len(lost), created=sim_created(st))
-
-
-def sim_created(st):
-    return st.get("createdTotal")
+                    lost_provisions=len(lost), created=st["createdTotal"])
 
 
 if __name__ == "__main__":

@@ -71,9 +71,9 @@ def main():
 
         results = scenario.wait_results(mk, poison_ids, timeout=60, what="poison events")
         poison_done_at = time.monotonic()
-        grouped = scenario.check_results(
-            wl, results,
-            expect=lambda ev: scenario.failed("exhausted") if ev in poison else scenario.succeeded())
+        def expect(ev):
+            return scenario.failed("exhausted") if ev in poison else scenario.succeeded()
+        grouped = scenario.check_results(wl, results, expect=expect)
         for eid in poison_ids:
             r = grouped[eid][-1]
             assert r["httpStatus"] == 503 and r["attempts"] == 3 and r["workspaceId"] == ws_id, r

@@ -21,7 +21,8 @@ DELETE B had sent before stopping); one user's requests, across both
 instances, never go back to an earlier event (the order is global, not per
 instance: a graceful hand-over must keep it); an event gets a second 2xx
 only if its first was answered after B was told to stop (work B handed
-back with the answer still on the way); no concurrentUser (or retryAfter)
+back with the answer still on the way); a `replayed` result only for an
+event the simulator had applied; no concurrentUser (or retryAfter)
 violations; created_total equals the number of users; the simulator's
 workspaces and the last state record of every user match the workload;
 A is still running and stops with exit 0.
@@ -93,6 +94,7 @@ def main():
                 return scenario.succeeded((None, "replayed", "already_removed"))
             return scenario.succeeded((None, "replayed"))
         grouped = scenario.check_results(wl, results, expect=expect, exactly_one=False)
+        scenario.check_replayed_applied(wl, grouped, per_event)
         scenario.check_order(wl, reqs)
         st = scenario.check_no_violations(sim, reqs)
         scenario.check_final_state(wl, sim, mk.consume(bwtest.TOPIC_STATE))
