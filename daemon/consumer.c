@@ -25,6 +25,9 @@ struct cpart {
 struct consumer {
     pthread_t thread;
     struct cpart parts[APP_MAX_PARTITIONS];
+    int32_t owned[APP_MAX_PARTITIONS]; /* assigned partitions, unordered */
+    int n_owned;
+    bool any_dirty;
     bool bp_paused;       /* paused for backpressure */
     bool need_barrier;    /* a new assignment waits for state catch-up */
     bool barrier_set;
@@ -35,9 +38,9 @@ struct consumer {
 static rd_kafka_topic_partition_list_t *assigned_list(struct app *a, bool only_catchup)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
-    for (int p = 0; p < APP_MAX_PARTITIONS; p++) {
-        struct cpart *cp = &a->cons->parts[p];
-        if (cp->t && (!only_catchup || cp->catchup))
+    for (int i = 0; i < a->cons->n_owned; i++) {
+        int32_t p = a->cons->owned[i];
+        if (!only_catchup || a->cons->parts[p].catchup)
             rd_kafka_topic_partition_list_add(l, a->cfg.topic_events, p);
     }
     return l;
@@ -58,9 +61,13 @@ static void set_paused(struct app *a, rd_kafka_topic_partition_list_t *l, bool p
 static void store_offsets(struct app *a)
 {
     rd_kafka_topic_partition_list_t *l = NULL;
-    for (int p = 0; p < APP_MAX_PARTITIONS; p++) {
+    if (!a->cons->any_dirty)
+        return;
+    a->cons->any_dirty = false;
+    for (int i = 0; i < a->cons->n_owned; i++) {
+        int32_t p = a->cons->owned[i];
         struct cpart *cp = &a->cons->parts[p];
-        if (!cp->t || !cp->dirty)
+        if (!cp->dirty)
             continue;
         cp->dirty = false;
         int64_t at = off_commit_point(cp->t);
@@ -85,7 +92,7 @@ void consumer_job_finished(struct app *a, struct job *j)
 
     if (!atomic_load(&j->lost) && current && cp->t) {
         if (off_done(cp->t, j->offset) == 0)
-            cp->dirty = true;
+            cp->dirty = a->cons->any_dirty = true;
     }
     if (atomic_load(&a->kafka_down) && atomic_exchange(&a->kafka_down, false))
         log_write(LOG_LVL_NOTICE, LOG_MID_KAFKA_BACK, "Kafka reachable again");
@@ -106,8 +113,14 @@ static void assign(struct app *a, rd_kafka_topic_partition_list_t *parts, bool c
             continue;
         }
         struct cpart *cp = &a->cons->parts[p];
+        if (!cp->t)
+            a->cons->owned[a->cons->n_owned++] = p;
         off_free(cp->t);
         cp->t = off_new();
+        if (!cp->t) {
+            log_err("out of memory tracking partition %" PRId32 "; stopping", p);
+            atomic_store(&a->fatal, true);
+        }
         cp->catchup = true;
         cp->dirty = false;
     }
@@ -178,6 +191,16 @@ static void commit_revoked(struct app *a, rd_kafka_topic_partition_list_t *parts
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+static void disown(struct consumer *c, int32_t p)
+{
+    for (int i = 0; i < c->n_owned; i++) {
+        if (c->owned[i] == p) {
+            c->owned[i] = c->owned[--c->n_owned];
+            return;
+        }
+    }
+}
+
 static void revoke(struct app *a, rd_kafka_topic_partition_list_t *parts, bool coop)
 {
     bool lost = rd_kafka_assignment_lost(a->consumer);
@@ -191,6 +214,8 @@ static void revoke(struct app *a, rd_kafka_topic_partition_list_t *parts, bool c
             continue;
         /* Workers drop queued jobs of the old generation before sending. */
         atomic_fetch_add(&a->part_gen[p], 1);
+        if (a->cons->parts[p].t)
+            disown(a->cons, p);
         off_free(a->cons->parts[p].t);
         a->cons->parts[p] = (struct cpart){0};
     }

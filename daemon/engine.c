@@ -31,7 +31,10 @@
 
 struct xfer {
     CURL *easy;
-    struct curl_slist *hdrs;
+    struct curl_slist n_auth, n_tid; /* head of the header list (set_headers) */
+    char *auth;                      /* "Authorization: Bearer ..." */
+    size_t auth_cap;
+    char tid[REQ_TRACKING_MAX + 16];
     struct job *job;
     struct req req;
     char url[1024 + REQ_PATH_MAX];
@@ -219,8 +222,6 @@ static struct xfer *xfer_get(struct engine *e)
 
 static void xfer_put(struct engine *e, struct xfer *x)
 {
-    curl_slist_free_all(x->hdrs);
-    x->hdrs = NULL;
     req_clear(&x->req);
     x->len = 0;
     x->job = NULL;
@@ -256,32 +257,35 @@ void http_set_ca(void *curl_easy, const char *ca_file)
         curl_easy_setopt(h, CURLOPT_CAPATH, system_ca_dir);
 }
 
-static struct curl_slist *add_header(struct curl_slist *l, const char *h, bool *ok)
-{
-    struct curl_slist *n = curl_slist_append(l, h);
-    if (!n) {
-        *ok = false;
-        return l;
-    }
-    return n;
-}
+/* The header list is built from nodes owned by the transfer and static
+ * ones, so a request allocates nothing for its headers. */
+static char h_accept_b[] = "Accept: application/json", h_accept_n[] = "Accept: application/json";
+static char h_expect_b[] = "Expect:", h_expect_n[] = "Expect:";
+static char h_ctype[] = "Content-Type: application/json";
+static struct curl_slist n_ctype = {h_ctype, NULL};
+static struct curl_slist n_expect_b = {h_expect_b, &n_ctype};
+static struct curl_slist n_with_body = {h_accept_b, &n_expect_b};
+static struct curl_slist n_expect_n = {h_expect_n, NULL};
+static struct curl_slist n_without_body = {h_accept_n, &n_expect_n};
 
 static int set_headers(struct engine *e, struct xfer *x)
 {
-    char auth[CRED_MAX_BYTES + 32], tid[REQ_TRACKING_MAX + 16];
-    bool ok = true;
-
-    if (token_header(e->a->token, auth, sizeof(auth), &x->token_gen) != 0)
-        return -1;
-    snprintf(tid, sizeof(tid), "TrackingID: %s", x->job->tracking_id);
-    x->hdrs = add_header(x->hdrs, auth, &ok);
-    memset(auth, 0, sizeof(auth));
-    x->hdrs = add_header(x->hdrs, "Accept: application/json", &ok);
-    x->hdrs = add_header(x->hdrs, tid, &ok);
-    x->hdrs = add_header(x->hdrs, "Expect:", &ok);
-    if (x->req.body)
-        x->hdrs = add_header(x->hdrs, "Content-Type: application/json", &ok);
-    return ok ? 0 : -1;
+    if (!x->auth && !(x->auth = malloc(x->auth_cap = 512)))
+        return -3;
+    if (token_header(e->a->token, x->auth, x->auth_cap, &x->token_gen) != 0) {
+        /* a long token: grow once to the largest a secret file may hold */
+        char *big = realloc(x->auth, CRED_MAX_BYTES + 32);
+        if (!big)
+            return -3;
+        x->auth = big;
+        x->auth_cap = CRED_MAX_BYTES + 32;
+        if (token_header(e->a->token, x->auth, x->auth_cap, &x->token_gen) != 0)
+            return -1;
+    }
+    snprintf(x->tid, sizeof(x->tid), "TrackingID: %s", x->job->tracking_id);
+    x->n_auth = (struct curl_slist){x->auth, &x->n_tid};
+    x->n_tid = (struct curl_slist){x->tid, x->req.body ? &n_with_body : &n_without_body};
+    return 0;
 }
 
 static void set_options(struct engine *e, struct xfer *x)
@@ -291,7 +295,7 @@ static void set_options(struct engine *e, struct xfer *x)
 
     curl_easy_setopt(h, CURLOPT_URL, x->url);
     curl_easy_setopt(h, CURLOPT_PRIVATE, x);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hdrs);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, &x->n_auth);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "bwprovd/" BWPROVD_VERSION);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
@@ -328,10 +332,11 @@ static int send_request(struct engine *e, struct job *j, const char *ws)
         xfer_put(e, x);
         return -1;
     }
-    if (set_headers(e, x) != 0) { /* no access token (yet) */
+    int hr = set_headers(e, x);
+    if (hr != 0) { /* -1: no access token (yet) */
         j->auth_gen = x->token_gen;
         xfer_put(e, x);
-        return -2;
+        return hr == -1 ? -2 : -1;
     }
     set_options(e, x);
     if (curl_multi_add_handle(e->multi, x->easy) != CURLM_OK) {
@@ -777,8 +782,10 @@ static void engine_free(struct engine *e)
             curl_multi_remove_handle(e->multi, x->easy);
             job_free(x->job);
         }
-        curl_slist_free_all(x->hdrs);
         req_clear(&x->req);
+        if (x->auth) /* do not leave the token in freed memory */
+            memset(x->auth, 0, x->auth_cap);
+        free(x->auth);
         curl_easy_cleanup(x->easy);
         free(x->body);
         free(x);
