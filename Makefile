@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test test-asan test-tsan demo clean format
+.PHONY: all deps configure build test test-asan test-tsan demo clean format deb
 
 all: build
 
@@ -40,6 +40,10 @@ test-tsan: build
 
 demo: build
 	/usr/bin/python3 tests/demo.py $(BUILD)
+
+# bwprovd_<VERSION>_<arch>.deb in $(BUILD)/deb (packaging/build-deb.sh).
+deb:
+	packaging/build-deb.sh -o $(BUILD)/deb -j $(JOBS)
 
 format:
 	clang-format -i common/*.[ch] daemon/*.[ch] tests/*/*.[ch]
