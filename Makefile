@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test test-asan test-tsan demo clean format deb
+.PHONY: all deps configure build test test-asan test-tsan demo bench clean format deb
 
 all: build
 
@@ -40,6 +40,17 @@ test-tsan: build
 
 demo: build
 	/usr/bin/python3 tests/demo.py $(BUILD)
+
+# Benchmark, not part of make test (its 30 s smoke run is: ctest -L bench).
+# Release build in build-release, then every scenario of bench/bench.py
+# (~20 min on 2 cores); BENCH_FLAGS e.g. "--reps 5" or "--only sweep,cpu".
+BENCH_OUT ?= bench/results
+bench:
+	@bench/deps.sh
+	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-release -j $(JOBS) --target bwprovd mockkafka websim
+	/usr/bin/python3 bench/bench.py --build build-release --out $(BENCH_OUT) $(BENCH_FLAGS)
+	@echo "bench: results in $(BENCH_OUT)/results.json"
 
 # bwprovd_<VERSION>_<arch>.deb in $(BUILD)/deb (packaging/build-deb.sh).
 deb:
