@@ -66,6 +66,7 @@ struct app {
     struct st_table *state;
     struct token *token;
     struct rl *rl; /* shared rate limiter */
+    bool https;    /* webex.base_url is https:// (HTTP/2 possible) */
 
     /* Key scheduler and ready queue, under lock. */
     pthread_mutex_t lock;

@@ -45,6 +45,9 @@ struct xfer {
     char errbuf[CURL_ERROR_SIZE];
     uint64_t token_gen;
     bool busy;
+    bool gated; /* stopped by the Retry-After gate before anything was sent */
+    int status; /* from the status line, as the headers arrive */
+    struct engine *e;
     struct xfer *next_free;
     struct xfer *next_all; /* every transfer of the engine, for teardown */
 };
@@ -189,10 +192,28 @@ static void header_value(const char *line, size_t len, const char *name, char *o
     out[vl] = '\0';
 }
 
+static void close_gate(struct engine *e, int64_t until_us);
+
+/* A 429/423 closes the Retry-After gate as soon as its headers are read,
+ * inside curl: curl may hand the connection to the next transfer before
+ * this one is reaped, and that transfer's prerequest check must see it. */
+static void gate_from_headers(struct xfer *x)
+{
+    int64_t secs, ms = atomic_load(&x->e->a->backoff_initial_ms);
+    if (cls_retry_after(x->retry_after, app_epoch_ms() / 1000, &secs) == 0)
+        ms = secs * 1000;
+    close_gate(x->e, app_now_us() + ms * 1000);
+}
+
 static size_t on_header(char *line, size_t size, size_t n, void *arg)
 {
     struct xfer *x = arg;
     size_t len = size * n;
+    int code;
+    if (len > 5 && memcmp(line, "HTTP/", 5) == 0 && sscanf(line, "HTTP/%*s %d", &code) == 1)
+        x->status = code; /* the last status line wins (100 Continue, redirects) */
+    else if (len <= 2 && (x->status == 429 || x->status == 423)) /* end of headers */
+        gate_from_headers(x);
     header_value(line, len, "Retry-After", x->retry_after, sizeof(x->retry_after));
     header_value(line, len, "TrackingID", x->webex_tracking, sizeof(x->webex_tracking));
     return len;
@@ -288,6 +309,23 @@ static int set_headers(struct engine *e, struct xfer *x)
     return 0;
 }
 
+/* The last moment before a request goes on the wire (a connection is made
+ * or reused): a Retry-After gate that closed after the request was handed
+ * to curl still stops it here, unsent. */
+static int on_prereq(void *arg, char *ip, char *local_ip, int port, int local_port)
+{
+    struct xfer *x = arg;
+    (void)ip;
+    (void)local_ip;
+    (void)port;
+    (void)local_port;
+    if (app_now_us() < gate_us(x->e)) {
+        x->gated = true;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+
 static void set_options(struct engine *e, struct xfer *x)
 {
     const struct cfg *c = &e->a->cfg;
@@ -302,12 +340,17 @@ static void set_options(struct engine *e, struct xfer *x)
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(h, CURLOPT_PREREQDATA, x);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->webex_timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                      c->webex_timeout_ms < 10000 ? c->webex_timeout_ms : 10000L);
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+    /* Waiting for a connection to learn whether it multiplexes only pays
+     * off where HTTP/2 can be negotiated (TLS); over plain HTTP/1.1 a
+     * waiting transfer would take whichever connection frees up next. */
+    curl_easy_setopt(h, CURLOPT_PIPEWAIT, e->a->https ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     http_set_ca(h, c->webex_ca_file);
@@ -325,6 +368,9 @@ static int send_request(struct engine *e, struct job *j, const char *ws)
     if (!x)
         return -1;
     x->job = j;
+    x->e = e;
+    x->gated = false;
+    x->status = 0;
     x->retry_after[0] = x->webex_tracking[0] = x->errbuf[0] = '\0';
     if (req_build(&j->ev, ws, &x->req) != 0 ||
         snprintf(x->url, sizeof(x->url), "%s%s", e->a->cfg.webex_base_url, x->req.path) >=
@@ -501,12 +547,24 @@ static void retry_later(struct engine *e, struct job *j, const struct xfer *x, b
 
 static void complete(struct engine *e, struct xfer *x, CURLcode rc)
 {
+    if (log_get_level() >= LOG_LVL_DEBUG) {
+        long port = 0, st = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_LOCAL_PORT, &port);
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &st);
+        log_debug("worker %d: %s %s done: HTTP %ld on local port %ld (%s)", e->index,
+                  x->req.method, x->job->tracking_id, st, port, curl_easy_strerror(rc));
+    }
     struct job *j = x->job;
     long status = 0;
     struct resp r;
     char msg[RESP_MSG_MAX + 160];
     const char *ws = j->ws;
 
+    if (rc == CURLE_ABORTED_BY_CALLBACK && x->gated) { /* never sent: wait, uncounted */
+        j->attempts--;
+        wait_until(e, j, gate_us(e));
+        return;
+    }
     if (rc == CURLE_OK)
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     resp_parse(x->body, x->len, &r);
@@ -765,8 +823,16 @@ static struct engine *engine_new(struct app *a, int capacity)
     curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
     curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_timer);
     curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
-    curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-    curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)capacity);
+    /* Multiplexing only where HTTP/2 can be negotiated (TLS): over plain
+     * HTTP/1.1 curl would otherwise line transfers up behind a busy
+     * connection and send each the moment the previous answer arrives,
+     * even when that answer was a 429. */
+    curl_multi_setopt(e->multi, CURLMOPT_PIPELINING,
+                      a->https ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
+    /* No host connection limit: the worker's own capacity bounds the
+     * transfers. With a limit, curl queues a transfer inside itself and
+     * starts it the moment a connection frees, in the same call that
+     * delivers that connection's 429, before the Retry-After gate closes. */
     curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)capacity);
     return e;
 }

@@ -428,6 +428,7 @@ static int app_init(struct app *a, char *err, size_t errlen)
     }
     if (!a->cfg.pipeline_workers)
         a->cfg.pipeline_workers = ncpus();
+    a->https = strncmp(a->cfg.webex_base_url, "https://", 8) == 0;
     if (a->cfg.webex_ca_file) { /* cred:NAME works here too */
         char path[4096];
         if (cred_path(a->cfg.webex_ca_file, path, sizeof(path), err, errlen) != 0)
@@ -475,6 +476,7 @@ static int daemon_main(const struct opts *o)
                   BWPROVD_VERSION, a->cfg.topic_events, a->cfg.webex_base_url,
                   a->cfg.pipeline_workers);
         ntf_ready();
+        ntf_status("Started; waiting for a partition assignment"); /* not the start-up wait */
         run(a, sfd, o);
         if (atomic_load(&a->fatal))
             rc = 1;

@@ -3,7 +3,8 @@
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 PKGS="cmake make gcc pkg-config librdkafka-dev libcurl4-openssl-dev libjson-c-dev \
-libsystemd-dev libmicrohttpd-dev kcat python3 openssl systemd mandoc groff-base"
+libsystemd-dev libmicrohttpd-dev kcat python3 openssl systemd mandoc groff-base \
+dpkg-dev debhelper fakeroot lintian rpm debootstrap systemd-container"
 
 missing=""
 for p in $PKGS; do

@@ -38,8 +38,7 @@ TOOLS = {  # program: Debian package
     "fakeroot": "fakeroot",
     "readelf": "binutils",
 }
-# procps: /bin/kill for the unit's ExecReload=.
-RUNTIME_DEPS = ("libcurl4", "libjson-c5", "librdkafka1", "libsystemd0", "procps")
+RUNTIME_DEPS = ("libcurl4", "libjson-c5", "librdkafka1", "libsystemd0")
 
 
 def skip(msg):
