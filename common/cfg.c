@@ -259,6 +259,13 @@ static int set_kafka(struct cfg *c, const char *key, const char *value, const ch
 int cfg_set(struct cfg *c, const char *key, const char *value, const char *where, char *err,
             size_t errlen)
 {
+    /* Bounds keep --check-config's "key = value" lines loadable again. */
+    if (strlen(key) > CFG_KEY_MAX)
+        return fail(err, errlen, where, "key", "longer than %d bytes", CFG_KEY_MAX);
+    if (strlen(value) > CFG_VALUE_MAX)
+        return fail(err, errlen, where, key, "value longer than %d bytes", CFG_VALUE_MAX);
+    if (value[0] == '#') /* it would read back as a comment */
+        return fail(err, errlen, where, key, "%s", "a value cannot start with '#'");
     if (strncmp(key, "kafka.", 6) == 0)
         return set_kafka(c, key, value, where, err, errlen);
     const struct key *k = key_find(key);
@@ -386,23 +393,28 @@ static int load_file(struct cfg *c, const char *path, char *err, size_t errlen)
         return -1;
     }
     struct seen seen = {0};
-    char line[8192];
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
     long lineno = 0;
     int rc = 0;
-    while (rc == 0 && fgets(line, sizeof(line), f)) {
+    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
         lineno++;
-        if (!strchr(line, '\n') && !feof(f)) {
-            snprintf(err, errlen, "%s:%ld: line longer than %zu bytes", path, lineno,
-                     sizeof(line) - 2);
+        if (n > CFG_LINE_MAX) {
+            snprintf(err, errlen, "%s:%ld: line longer than %d bytes", path, lineno, CFG_LINE_MAX);
             rc = -1;
-            break;
+        } else if (strlen(line) != (size_t)n) {
+            snprintf(err, errlen, "%s:%ld: line contains a NUL byte", path, lineno);
+            rc = -1;
+        } else {
+            rc = parse_line(c, line, path, lineno, &seen, err, errlen);
         }
-        rc = parse_line(c, line, path, lineno, &seen, err, errlen);
     }
     if (rc == 0 && ferror(f)) {
         snprintf(err, errlen, "%s: read error", path);
         rc = -1;
     }
+    free(line);
     seen_free(&seen);
     fclose(f);
     return rc;
@@ -523,7 +535,10 @@ void cfg_dump(const struct cfg *c, FILE *out)
         dump_key(c, &keys[i], out);
     for (size_t i = 0; i < c->n_kafka; i++) {
         const struct cfg_kafka_prop *p = &c->kafka[i];
-        const char *pre = strcmp(p->name, "group.id") == 0 ? "kafka." : prefix[p->scope];
+        /* kafka.group.id is stored with the consumer scope */
+        const char *pre = p->scope == CFG_KAFKA_CONSUMER && strcmp(p->name, "group.id") == 0
+                              ? "kafka."
+                              : prefix[p->scope];
         fprintf(out, "%s%s = %s\n", pre, p->name,
                 cfg_kafka_secret(p->name) ? "(redacted)" : p->value);
     }

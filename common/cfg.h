@@ -11,6 +11,10 @@
 #include <stdio.h>
 
 #define CFG_DEFAULT_PATH "/etc/bwprovd/bwprovd.conf"
+/* Bounds: a dumped "key = value" line always fits the line limit. */
+#define CFG_KEY_MAX 256
+#define CFG_VALUE_MAX 4096
+#define CFG_LINE_MAX 8192
 
 /* Where a kafka.* property goes. */
 enum cfg_kafka_scope { CFG_KAFKA_BOTH, CFG_KAFKA_CONSUMER, CFG_KAFKA_PRODUCER };
