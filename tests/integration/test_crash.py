@@ -107,9 +107,10 @@ def lost_provisions(wl, results, reqs, kills, snapshots):
     return lost
 
 
-def main():
+def main(users=USERS, updates=4, kill_at=KILL_AT, prefix="cr", seed=9, name="crash"):
+    """The scenario; test_soak.py runs it bigger, with more kills."""
     t0 = time.monotonic()
-    wl = scenario.Workload("cr", USERS, seed=9, updates=4, keep_every=2)
+    wl = scenario.Workload(prefix, users, seed=seed, updates=updates, keep_every=2)
     # Commit often, so that the replays start from a committed offset in
     # the middle of the work and not from the beginning (the default 5 s
     # interval would commit nothing before the kills).
@@ -119,9 +120,9 @@ def main():
             bwtest.Daemon(mk.bootstrap, sim, config=config) as d:
         d.wait_ready(60)
         wl.produce(mk)
-        log("produced %d events for %d users", len(wl), USERS)
+        log("produced %d events for %d users", len(wl), users)
         kills, snapshots = [], []
-        for n in KILL_AT:
+        for n in kill_at:
             scenario.wait_requests(sim, n, timeout=60)
             assert d.kill() == -9
             kills.append(scenario.now_us())
@@ -162,9 +163,9 @@ def main():
                 "%s: lost provision, simulator has %s" % (user, have)
         assert d.stop() == 0, "SIGTERM did not exit 0:\n" + d.log_tail()
     dups = scenario.duplicates(grouped)
-    print("DUPLICATES: %d duplicate results over %d events after 2 kills; %d lost provisions"
-          % (dups, len(wl), len(lost)), flush=True)
-    scenario.report("crash", t0, events=len(wl), requests=st["requests"], duplicates=dups,
+    print("DUPLICATES: %d duplicate results over %d events after %d kills; %d lost provisions"
+          % (dups, len(wl), len(kills), len(lost)), flush=True)
+    scenario.report(name, t0, events=len(wl), requests=st["requests"], duplicates=dups,
                     lost_provisions=len(lost), created=st["createdTotal"])
 
 
