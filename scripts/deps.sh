@@ -4,7 +4,7 @@
 set -eu
 PKGS="cmake make gcc pkg-config librdkafka-dev libcurl4-openssl-dev libjson-c-dev \
 libsystemd-dev libmicrohttpd-dev kcat python3 openssl systemd mandoc groff-base \
-dpkg-dev debhelper fakeroot lintian rpm debootstrap systemd-container"
+dpkg-dev debhelper fakeroot lintian rpm debootstrap systemd-container valgrind"
 
 missing=""
 for p in $PKGS; do
