@@ -312,6 +312,8 @@ static void run(struct app *a, int sfd, const struct opts *o)
     struct watchdog w;
 
     watchdog_init(a, &w);
+    send_status(a, &last_done, &last_us); /* right away: not the start-up text */
+    next_status = app_now_us() + STATUS_EVERY_US;
     while (!atomic_load(&a->consumer_done)) {
         struct pollfd p = {sfd, POLLIN, 0};
         if (poll(&p, 1, TICK_MS) > 0)
@@ -476,7 +478,6 @@ static int daemon_main(const struct opts *o)
                   BWPROVD_VERSION, a->cfg.topic_events, a->cfg.webex_base_url,
                   a->cfg.pipeline_workers);
         ntf_ready();
-        ntf_status("Started; waiting for a partition assignment"); /* not the start-up wait */
         run(a, sfd, o);
         if (atomic_load(&a->fatal))
             rc = 1;
