@@ -74,8 +74,8 @@ static const char *const *cstr_field(const struct cfg *c, const struct key *k)
     return (const char *const *)((const char *)c + k->off);
 }
 
-static int fail(char *err, size_t errlen, const char *where, const char *key, const char *fmt,
-                ...) __attribute__((format(printf, 5, 6)));
+static int fail(char *err, size_t errlen, const char *where, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 static int fail(char *err, size_t errlen, const char *where, const char *key, const char *fmt, ...)
 {
@@ -95,8 +95,7 @@ static bool host_is_loopback(const char *host)
     struct in_addr v4;
     if (inet_pton(AF_INET, host, &v4) == 1)
         return (ntohl(v4.s_addr) >> 24) == 127;
-    return strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
-           strcmp(host, "::1") == 0;
+    return strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0;
 }
 
 /* https anywhere; plain http only to loopback, where nothing can listen in. */
@@ -133,8 +132,8 @@ static int parse_long(const char *value, long *out)
     return 0;
 }
 
-static int set_typed_value(struct cfg *c, const struct key *k, const char *value,
-                           const char *where, char *err, size_t errlen);
+static int set_typed_value(struct cfg *c, const struct key *k, const char *value, const char *where,
+                           char *err, size_t errlen);
 
 /* Sets a key and remembers where, so cross-key checks can name a line. */
 static int set_typed(struct cfg *c, const struct key *k, const char *value, const char *where,
@@ -152,8 +151,8 @@ static int set_typed(struct cfg *c, const struct key *k, const char *value, cons
     return 0;
 }
 
-static int set_typed_value(struct cfg *c, const struct key *k, const char *value,
-                           const char *where, char *err, size_t errlen)
+static int set_typed_value(struct cfg *c, const struct key *k, const char *value, const char *where,
+                           char *err, size_t errlen)
 {
     void *field = (char *)c + k->off;
     long lv;
@@ -463,8 +462,13 @@ static int validate(const struct cfg *c, char *err, size_t errlen)
     for (int i = 0; n > 0 && n < 3 && i < 3; i++) {
         if (!set[i]) {
             snprintf(err, errlen, "%s: %s: required together with %s (set at %s)",
-                     where_of(c, trio[i]), trio[i], set[0] ? trio[0] : set[1] ? trio[1] : trio[2],
-                     where_of(c, set[0] ? trio[0] : set[1] ? trio[1] : trio[2]));
+                     where_of(c, trio[i]), trio[i],
+                     set[0]   ? trio[0]
+                     : set[1] ? trio[1]
+                              : trio[2],
+                     where_of(c, set[0]   ? trio[0]
+                                 : set[1] ? trio[1]
+                                          : trio[2]));
             return -1;
         }
     }
@@ -478,8 +482,8 @@ static int validate(const struct cfg *c, char *err, size_t errlen)
     return 0;
 }
 
-int cfg_load(struct cfg *c, const char *path, char *const *overrides, size_t n_overrides,
-             char *err, size_t errlen)
+int cfg_load(struct cfg *c, const char *path, char *const *overrides, size_t n_overrides, char *err,
+             size_t errlen)
 {
     free(c->path);
     c->path = strdup(path);
@@ -493,8 +497,8 @@ int cfg_load(struct cfg *c, const char *path, char *const *overrides, size_t n_o
 
 bool cfg_kafka_secret(const char *name)
 {
-    static const char *const words[] = {"password", "secret", "key.pem", "keystore", "token",
-                                        "sasl.oauthbearer.config", "ssl.key"};
+    static const char *const words[] = {
+        "password", "secret", "key.pem", "keystore", "token", "sasl.oauthbearer.config", "ssl.key"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         if (strstr(name, words[i]))
             return true;

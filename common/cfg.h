@@ -21,7 +21,7 @@ enum cfg_kafka_scope { CFG_KAFKA_BOTH, CFG_KAFKA_CONSUMER, CFG_KAFKA_PRODUCER };
 
 struct cfg_kafka_prop {
     enum cfg_kafka_scope scope;
-    char *name;  /* librdkafka property name, without the kafka.* prefix */
+    char *name; /* librdkafka property name, without the kafka.* prefix */
     char *value;
     char *where; /* "file:line" or "-X", for error messages */
 };
@@ -60,8 +60,8 @@ void cfg_free(struct cfg *c);
 /* Applies the file at path, then each "key=value" of overrides (-X), then
  * validates. On error returns -1 with a message naming the key and
  * "file:line" in err. A missing file is an error. */
-int cfg_load(struct cfg *c, const char *path, char *const *overrides, size_t n_overrides,
-             char *err, size_t errlen);
+int cfg_load(struct cfg *c, const char *path, char *const *overrides, size_t n_overrides, char *err,
+             size_t errlen);
 
 /* Applies one "key = value" (exposed for tests). where names its origin. */
 int cfg_set(struct cfg *c, const char *key, const char *value, const char *where, char *err,

@@ -12,9 +12,12 @@
 const char *cls_kind_name(enum cls_kind k)
 {
     static const char *const names[] = {
-        [KIND_PERMANENT] = "permanent", [KIND_EXHAUSTED] = "exhausted",
-        [KIND_AUTH] = "auth",           [KIND_CONFLICT] = "conflict",
-        [KIND_UNKNOWN_WORKSPACE] = "unknown_workspace", [KIND_INVALID] = "invalid",
+        [KIND_PERMANENT] = "permanent",
+        [KIND_EXHAUSTED] = "exhausted",
+        [KIND_AUTH] = "auth",
+        [KIND_CONFLICT] = "conflict",
+        [KIND_UNKNOWN_WORKSPACE] = "unknown_workspace",
+        [KIND_INVALID] = "invalid",
     };
     if (k <= KIND_NONE || k > KIND_INVALID)
         return NULL;

@@ -28,11 +28,11 @@ enum cls_kind {
 
 struct cls_input {
     enum ev_type type;
-    long status;         /* HTTP status; 0 when no response was received */
-    int attempts;        /* attempts made so far, including this one */
-    int max_attempts;    /* retry.max_attempts */
-    bool auth_retried;   /* a 401 was already retried once */
-    bool have_state;     /* the state table holds a workspace for this user */
+    long status;       /* HTTP status; 0 when no response was received */
+    int attempts;      /* attempts made so far, including this one */
+    int max_attempts;  /* retry.max_attempts */
+    bool auth_retried; /* a 401 was already retried once */
+    bool have_state;   /* the state table holds a workspace for this user */
 };
 
 struct cls_verdict {

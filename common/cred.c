@@ -42,8 +42,8 @@ int cred_path(const char *value, char *out, size_t cap, char *err, size_t errlen
 static void warn_if_shared(const char *path, const struct stat *st)
 {
     if (st->st_mode & (S_IRWXG | S_IRWXO))
-        log_warn("secret file %s is accessible by group or others (mode %04o); use mode 0600",
-                 path, (unsigned)(st->st_mode & 07777));
+        log_warn("secret file %s is accessible by group or others (mode %04o); use mode 0600", path,
+                 (unsigned)(st->st_mode & 07777));
 }
 
 static char *read_fd(int fd, const char *path, char *err, size_t errlen)

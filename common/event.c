@@ -101,8 +101,8 @@ static bool utf8_valid(const unsigned char *s, size_t len)
 /* Reads an optional string member into *out. Absent or null leaves it NULL;
  * a wrong type, an embedded NUL, an empty required value or an oversize
  * value is an error naming the field. */
-static int get_str(struct ctx *c, json_object *obj, const char *name, const char *path,
-                   size_t max, bool required, char **out)
+static int get_str(struct ctx *c, json_object *obj, const char *name, const char *path, size_t max,
+                   bool required, char **out)
 {
     json_object *v;
 
@@ -164,8 +164,7 @@ static void note_ignored(struct ev_event *ev, json_object *ws)
     for (size_t i = 0; i < 3; i++) {
         if (!json_object_object_get_ex(ws, fixed[i], NULL))
             continue;
-        int w = snprintf(ev->ignored + n, sizeof(ev->ignored) - n, "%s%s", n ? "," : "",
-                         fixed[i]);
+        int w = snprintf(ev->ignored + n, sizeof(ev->ignored) - n, "%s%s", n ? "," : "", fixed[i]);
         if (w > 0)
             n += (size_t)w;
     }
@@ -184,8 +183,7 @@ static int parse_workspace(struct ctx *c, json_object *ws, struct ev_event *ev)
                 &ev->display_name) ||
         get_str(c, ws, "primaryPhoneNumber", "workspace.primaryPhoneNumber", EV_MAX_PHONE, false,
                 &ev->phone) ||
-        get_str(c, ws, "extension", "workspace.extension", EV_MAX_EXTENSION, false,
-                &ev->extension))
+        get_str(c, ws, "extension", "workspace.extension", EV_MAX_EXTENSION, false, &ev->extension))
         return -1;
     if (ev->type == EV_UPDATE) {
         if (get_str(c, ws, "newUserId", "workspace.newUserId", EV_MAX_USER_ID, false,
@@ -220,9 +218,8 @@ static int parse_object(struct ctx *c, json_object *root, struct ev_event *ev)
         return reject(c, "field %s must be an object", "workspace");
     if (parse_workspace(c, ws, ev))
         return -1;
-    if (ev->type != EV_PROVISION &&
-        get_str(c, root, "workspaceId", "workspaceId", EV_MAX_WORKSPACE_ID, false,
-                &ev->workspace_id))
+    if (ev->type != EV_PROVISION && get_str(c, root, "workspaceId", "workspaceId",
+                                            EV_MAX_WORKSPACE_ID, false, &ev->workspace_id))
         return -1;
     if (ev->workspace_id && ev->workspace_id[0] == '\0')
         return reject(c, "field %s must not be empty", "workspaceId");

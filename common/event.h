@@ -26,14 +26,14 @@ struct ev_event {
     enum ev_type type;
     char *event_id;
     char *user_id;
-    char *new_user_id;       /* update only */
-    char *provisioning_id;   /* provision only */
-    char *sp_enterprise_id;  /* provision only */
-    char *display_name;      /* provision only */
-    char *phone;             /* primaryPhoneNumber */
+    char *new_user_id;      /* update only */
+    char *provisioning_id;  /* provision only */
+    char *sp_enterprise_id; /* provision only */
+    char *display_name;     /* provision only */
+    char *phone;            /* primaryPhoneNumber */
     char *extension;
-    char *workspace_id;      /* optional, update/remove */
-    char ignored[96];        /* update: fields present that PUT cannot change */
+    char *workspace_id; /* optional, update/remove */
+    char ignored[96];   /* update: fields present that PUT cannot change */
 };
 
 /* Parses and validates one event. key may be NULL (a null Kafka key).

@@ -23,8 +23,8 @@ static atomic_int log_level = LOG_LVL_INFO;
 static bool log_to_journal;
 
 static const char *const level_names[8] = {
-    [LOG_LVL_ERR] = "err",       [LOG_LVL_WARNING] = "warning", [LOG_LVL_NOTICE] = "notice",
-    [LOG_LVL_INFO] = "info",     [LOG_LVL_DEBUG] = "debug",
+    [LOG_LVL_ERR] = "err",   [LOG_LVL_WARNING] = "warning", [LOG_LVL_NOTICE] = "notice",
+    [LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug",
 };
 
 /* $JOURNAL_STREAM is "device:inode" of the stream journald gave us; it only

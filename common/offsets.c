@@ -15,7 +15,7 @@ struct off_tracker {
     struct slot *ring;
     size_t cap, head, len; /* cap is a power of two */
     size_t pending;
-    int64_t next_commit;   /* valid when len == 0 */
+    int64_t next_commit; /* valid when len == 0 */
 };
 
 struct off_tracker *off_new(void)

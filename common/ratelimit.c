@@ -15,8 +15,8 @@ struct rl {
     double allowed;    /* current limit; 0 = none */
     double ceiling;    /* what recovery climbs back to */
     double tokens;
-    int64_t last_us;   /* last refill */
-    int64_t recover_us;/* last recovery step */
+    int64_t last_us;    /* last refill */
+    int64_t recover_us; /* last recovery step */
     /* demand over the current and previous one-second windows */
     int64_t win_start_us;
     double win_count, prev_count;

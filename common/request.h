@@ -11,9 +11,9 @@
 #define REQ_PATH_MAX (32 + 3 * EV_MAX_WORKSPACE_ID + 1)
 
 struct req {
-    const char *method;       /* "POST", "PUT", "DELETE" (static) */
-    char path[REQ_PATH_MAX];  /* relative to webex.base_url, e.g. "/broadworks/workspaces" */
-    char *body;               /* owned JSON, NULL for DELETE */
+    const char *method;      /* "POST", "PUT", "DELETE" (static) */
+    char path[REQ_PATH_MAX]; /* relative to webex.base_url, e.g. "/broadworks/workspaces" */
+    char *body;              /* owned JSON, NULL for DELETE */
     size_t body_len;
 };
 

@@ -10,15 +10,15 @@
 
 /* What bwprovd keeps of a response. Strings are owned, NULL when absent. */
 struct resp {
-    char *id;               /* workspace id */
+    char *id; /* workspace id */
     char *user_id;
     char *sp_enterprise_id;
     char *provisioning_id;
     char *display_name;
     char *phone;
     char *extension;
-    char *message;          /* error message */
-    char *tracking_id;      /* error body trackingId */
+    char *message;     /* error message */
+    char *tracking_id; /* error body trackingId */
 };
 
 /* Parses body (may be NULL/empty). Returns 0 when it was a JSON object (the

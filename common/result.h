@@ -20,15 +20,15 @@ struct res_record {
     const char *type;
     const char *user_id;
     enum res_outcome outcome;
-    int http_status;          /* < 0: null (no response) */
+    int http_status; /* < 0: null (no response) */
     const char *workspace_id;
     const char *tracking_id;
     int attempts;
     const char *note;
-    const char *error_kind;   /* NULL: "error": null */
+    const char *error_kind; /* NULL: "error": null */
     const char *error_message;
     struct res_source source;
-    int64_t completed_ms;     /* Unix epoch, milliseconds */
+    int64_t completed_ms; /* Unix epoch, milliseconds */
     int64_t latency_ms;
 };
 

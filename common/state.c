@@ -14,7 +14,7 @@ struct st_entry {
     char *workspace_id;    /* NULL: removed marker */
     int64_t offset;
     int32_t partition;
-    int16_t topic;         /* index into topics[], -1 unknown */
+    int16_t topic; /* index into topics[], -1 unknown */
     char user[];
 };
 
@@ -138,8 +138,7 @@ static void set_src(struct st_table *t, struct st_entry *e, const struct st_src 
     e->offset = src ? src->offset : -1;
 }
 
-int st_put(struct st_table *t, const char *user, const char *workspace_id,
-           const struct st_src *src)
+int st_put(struct st_table *t, const char *user, const char *workspace_id, const struct st_src *src)
 {
     char *ws = strdup(workspace_id);
     if (!ws)

@@ -27,28 +27,28 @@
 
 /* One consumed event, from consumption until its records are acknowledged. */
 struct job {
-    struct ks_job ks;   /* key scheduler link */
-    struct job *next;   /* ready queue / retry list link */
-    char *key;          /* NULL for a null Kafka key */
+    struct ks_job ks; /* key scheduler link */
+    struct job *next; /* ready queue / retry list link */
+    char *key;        /* NULL for a null Kafka key */
     size_t keylen;
     char *value;
     size_t len;
     int32_t partition;
     int64_t offset;
-    uint32_t gen;       /* partition generation when consumed */
-    int64_t recv_us;    /* monotonic, when consumed */
+    uint32_t gen;    /* partition generation when consumed */
+    int64_t recv_us; /* monotonic, when consumed */
     struct ev_event ev;
     bool valid;
-    char why[256];      /* rejection reason */
-    int attempts;       /* requests sent */
-    int waits;          /* of which answered 429/423 (not counted) */
+    char why[256]; /* rejection reason */
+    int attempts;  /* requests sent */
+    int waits;     /* of which answered 429/423 (not counted) */
     bool auth_retried;
-    int64_t due_us;     /* retry not before (monotonic) */
-    uint64_t auth_gen;  /* token generation that got the 401 */
-    char *ws;           /* workspace id the request is about (update/remove) */
+    int64_t due_us;    /* retry not before (monotonic) */
+    uint64_t auth_gen; /* token generation that got the 401 */
+    char *ws;          /* workspace id the request is about (update/remove) */
     char tracking_id[REQ_TRACKING_MAX];
-    atomic_int acks;    /* produced records not yet acknowledged */
-    atomic_bool lost;   /* a record could not be produced: never commit */
+    atomic_int acks;  /* produced records not yet acknowledged */
+    atomic_bool lost; /* a record could not be produced: never commit */
 };
 
 struct token;
@@ -120,11 +120,11 @@ bool pipe_has_ready(struct app *a);
 
 /* --- outcome.c: results, DLQ and state records (any thread) --- */
 struct outcome {
-    int outcome;            /* enum res_outcome */
-    int http_status;        /* -1: none */
+    int outcome;     /* enum res_outcome */
+    int http_status; /* -1: none */
     const char *workspace_id;
     const char *note;
-    int error_kind;         /* enum cls_kind */
+    int error_kind; /* enum cls_kind */
     const char *error_message;
     /* State change to write (through to the table and to topic.state). */
     bool state_put;

@@ -28,8 +28,8 @@ struct consumer {
     int32_t owned[APP_MAX_PARTITIONS]; /* assigned partitions, unordered */
     int n_owned;
     bool any_dirty;
-    bool bp_paused;       /* paused for backpressure */
-    bool need_barrier;    /* a new assignment waits for state catch-up */
+    bool bp_paused;    /* paused for backpressure */
+    bool need_barrier; /* a new assignment waits for state catch-up */
     bool barrier_set;
     int64_t drain_deadline_us;
     int64_t next_lag_us;
@@ -255,8 +255,8 @@ void consumer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     (void)rk;
 
     if (m->err) {
-        bool purged = m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
-                      m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+        bool purged =
+            m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
         if (!purged) {
             log_err("delivery to %s failed: %s; stopping so the event is replayed",
                     rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
@@ -320,8 +320,7 @@ static void on_message(struct app *a, const rd_kafka_message_t *m)
         return;
     }
     if (off_add(cp->t, m->offset) != 0) {
-        log_warn("partition %" PRId32 " offset %" PRId64 " delivered twice; ignored", p,
-                 m->offset);
+        log_warn("partition %" PRId32 " offset %" PRId64 " delivered twice; ignored", p, m->offset);
         return;
     }
     struct job *j = job_from(a, m);
@@ -435,8 +434,8 @@ static void begin_stop(struct app *a)
     rd_kafka_topic_partition_list_t *l = assigned_list(a, false);
     set_paused(a, l, true);
     rd_kafka_topic_partition_list_destroy(l);
-    log_info("stopping: draining %ld pending event(s) for up to %ld ms",
-             atomic_load(&a->pending), a->cfg.shutdown_grace_ms);
+    log_info("stopping: draining %ld pending event(s) for up to %ld ms", atomic_load(&a->pending),
+             a->cfg.shutdown_grace_ms);
 }
 
 static bool drained(struct app *a)

@@ -58,7 +58,7 @@ struct engine {
     pthread_t thread;
     CURLM *multi;
     int inflight, capacity;
-    struct job *waiting; /* retries, ordered by due_us */
+    struct job *waiting;                     /* retries, ordered by due_us */
     struct job *blocked_head, *blocked_tail; /* ready to send */
     int nblocked;
     struct job *auth_wait; /* 401: waiting for a renewed token */
@@ -116,8 +116,12 @@ static void finish(struct engine *e, struct job *j, const struct outcome *o)
 static void finish_simple(struct engine *e, struct job *j, int outcome, int kind, const char *note,
                           const char *msg, const char *ws)
 {
-    struct outcome o = {.outcome = outcome, .http_status = -1, .note = note, .error_kind = kind,
-                        .error_message = msg, .workspace_id = ws};
+    struct outcome o = {.outcome = outcome,
+                        .http_status = -1,
+                        .note = note,
+                        .error_kind = kind,
+                        .error_message = msg,
+                        .workspace_id = ws};
     finish(e, j, &o);
 }
 
@@ -129,8 +133,11 @@ static void log_auth_failed(const char *why)
 static void fail_auth(struct engine *e, struct job *j, const char *why)
 {
     log_auth_failed(why);
-    struct outcome o = {.outcome = RES_FAILED, .http_status = 401, .error_kind = KIND_AUTH,
-                        .error_message = why, .workspace_id = j->ws};
+    struct outcome o = {.outcome = RES_FAILED,
+                        .http_status = 401,
+                        .error_kind = KIND_AUTH,
+                        .error_message = why,
+                        .workspace_id = j->ws};
     finish(e, j, &o);
 }
 
@@ -497,8 +504,8 @@ static void succeed(struct engine *e, struct job *j, long status, const char *no
 {
     const struct ev_event *ev = &j->ev;
     char ws[EV_MAX_WORKSPACE_ID + 1] = "";
-    struct outcome o = {.outcome = RES_SUCCEEDED, .http_status = (int)status, .note = note,
-                        .resp = r};
+    struct outcome o = {
+        .outcome = RES_SUCCEEDED, .http_status = (int)status, .note = note, .resp = r};
 
     if (ev->type == EV_PROVISION && !note) {
         if (!r->id || !*r->id) {
@@ -539,8 +546,8 @@ static void retry_later(struct engine *e, struct job *j, const struct xfer *x, b
             ms = secs * 1000;
         close_gate(e, now + ms * 1000);
         rl_penalize(a->rl, now);
-        log_notice("Webex %s: waiting %" PRId64 " ms before any request", x->retry_after[0]
-                       ? "rate limit (Retry-After)" : "rate limit", ms);
+        log_notice("Webex %s: waiting %" PRId64 " ms before any request",
+                   x->retry_after[0] ? "rate limit (Retry-After)" : "rate limit", ms);
     }
     wait_until(e, j, now + ms * 1000);
 }
@@ -551,8 +558,8 @@ static void complete(struct engine *e, struct xfer *x, CURLcode rc)
         long port = 0, st = 0;
         curl_easy_getinfo(x->easy, CURLINFO_LOCAL_PORT, &port);
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &st);
-        log_debug("worker %d: %s %s done: HTTP %ld on local port %ld (%s)", e->index,
-                  x->req.method, x->job->tracking_id, st, port, curl_easy_strerror(rc));
+        log_debug("worker %d: %s %s done: HTTP %ld on local port %ld (%s)", e->index, x->req.method,
+                  x->job->tracking_id, st, port, curl_easy_strerror(rc));
     }
     struct job *j = x->job;
     long status = 0;
@@ -585,8 +592,10 @@ static void complete(struct engine *e, struct xfer *x, CURLcode rc)
         if (v.kind == KIND_AUTH)
             log_auth_failed("Webex rejected the renewed access token (401)");
         error_message(x, &r, status, msg, sizeof(msg));
-        struct outcome o = {.outcome = RES_FAILED, .http_status = status ? (int)status : -1,
-                            .error_kind = v.kind, .error_message = msg,
+        struct outcome o = {.outcome = RES_FAILED,
+                            .http_status = status ? (int)status : -1,
+                            .error_kind = v.kind,
+                            .error_message = msg,
                             .workspace_id = ws};
         finish(e, j, &o);
         break;
@@ -879,8 +888,8 @@ int engines_start(struct app *a)
         a->engines[i] = engine_new(a, per);
         if (a->engines[i])
             a->engines[i]->index = i;
-        if (!a->engines[i] || pthread_create(&a->engines[i]->thread, NULL, engine_main,
-                                             a->engines[i]) != 0) {
+        if (!a->engines[i] ||
+            pthread_create(&a->engines[i]->thread, NULL, engine_main, a->engines[i]) != 0) {
             log_err("cannot start HTTP worker %d", i);
             if (a->engines[i])
                 engine_free(a->engines[i]);

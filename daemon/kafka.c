@@ -13,8 +13,7 @@
 
 enum role { ROLE_PRODUCER, ROLE_CONSUMER, ROLE_LOADER };
 
-static int set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
-               size_t errlen)
+static int set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err, size_t errlen)
 {
     char why[256];
     if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) == RD_KAFKA_CONF_OK)
@@ -25,8 +24,7 @@ static int set(rd_kafka_conf_t *conf, const char *name, const char *value, char 
 
 /* A secret property (sasl.password, ssl.key.password ...) may be given as
  * cred:NAME so it need not sit in the readable configuration file. */
-static int set_prop(rd_kafka_conf_t *conf, const struct cfg_kafka_prop *p, char *err,
-                    size_t errlen)
+static int set_prop(rd_kafka_conf_t *conf, const struct cfg_kafka_prop *p, char *err, size_t errlen)
 {
     if (!cfg_kafka_secret(p->name) || strncmp(p->value, "cred:", 5) != 0)
         return set(conf, p->name, p->value, err, errlen);
@@ -86,8 +84,7 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 }
 
 /* What bwprovd's guarantees need, unless the operator knows better. */
-static int defaults(struct app *a, rd_kafka_conf_t *conf, enum role role, char *err,
-                    size_t errlen)
+static int defaults(struct app *a, rd_kafka_conf_t *conf, enum role role, char *err, size_t errlen)
 {
     enum cfg_kafka_scope scope = role == ROLE_PRODUCER ? CFG_KAFKA_PRODUCER : CFG_KAFKA_CONSUMER;
     static const char *const common[][2] = {
@@ -120,7 +117,7 @@ static int defaults(struct app *a, rd_kafka_conf_t *conf, enum role role, char *
         {"enable.partition.eof", "true"},
         {"auto.offset.reset", "earliest"},
     };
-    const char *const(*list)[2] = role == ROLE_PRODUCER ? producer
+    const char *const(*list)[2] = role == ROLE_PRODUCER   ? producer
                                   : role == ROLE_CONSUMER ? consumer
                                                           : loader;
     size_t n = role == ROLE_PRODUCER   ? sizeof(producer) / sizeof(producer[0])

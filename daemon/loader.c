@@ -21,8 +21,8 @@ struct loader {
     pthread_t thread;
     atomic_bool stop;
     int nparts;
-    atomic_llong *pos;    /* next offset to read, per partition */
-    int64_t *target;      /* catch-up barrier: end offsets, per partition */
+    atomic_llong *pos; /* next offset to read, per partition */
+    int64_t *target;   /* catch-up barrier: end offsets, per partition */
     bool started;
     atomic_ullong applied;
 };

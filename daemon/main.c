@@ -52,8 +52,10 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
-        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'C'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -152,11 +154,11 @@ static void send_status(struct app *a, uint64_t *last_done, int64_t *last_us)
     *last_done = done;
     *last_us = now;
 
-    int n = snprintf(s, sizeof(s), "%lu ok, %lu failed, %lu rejected, %lu in flight, lag %lld, "
-                                   "%.0f ev/s",
-                     atomic_load(&a->n_ok), atomic_load(&a->n_failed),
-                     atomic_load(&a->n_rejected), atomic_load(&a->n_inflight),
-                     atomic_load(&a->lag), rate);
+    int n = snprintf(s, sizeof(s),
+                     "%lu ok, %lu failed, %lu rejected, %lu in flight, lag %lld, "
+                     "%.0f ev/s",
+                     atomic_load(&a->n_ok), atomic_load(&a->n_failed), atomic_load(&a->n_rejected),
+                     atomic_load(&a->n_inflight), atomic_load(&a->lag), rate);
     int64_t gate = atomic_load(&a->not_before_us);
     if (atomic_load(&a->kafka_down) && n > 0 && (size_t)n < sizeof(s))
         n += snprintf(s + n, sizeof(s) - (size_t)n, "; Kafka unreachable");
@@ -423,8 +425,8 @@ static void app_free(struct app *a)
 static int app_init(struct app *a, char *err, size_t errlen)
 {
     make_instance_id(a);
-    if (pthread_mutex_init(&a->lock, NULL) != 0 || !(a->ks = ks_new()) ||
-        !(a->state = st_new()) || !(a->rl = rl_new(a->cfg.webex_rate_limit, app_now_us()))) {
+    if (pthread_mutex_init(&a->lock, NULL) != 0 || !(a->ks = ks_new()) || !(a->state = st_new()) ||
+        !(a->rl = rl_new(a->cfg.webex_rate_limit, app_now_us()))) {
         snprintf(err, errlen, "out of memory");
         return 1;
     }

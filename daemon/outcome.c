@@ -17,11 +17,11 @@
 
 struct rec {
     const char *topic;
-    char *key;         /* borrowed from the job */
+    char *key; /* borrowed from the job */
     size_t keylen;
-    char *value;       /* NULL: tombstone */
+    char *value; /* NULL: tombstone */
     size_t len;
-    bool value_owned;  /* malloc'd here: librdkafka frees it */
+    bool value_owned; /* malloc'd here: librdkafka frees it */
     rd_kafka_headers_t *hdrs;
 };
 
@@ -65,8 +65,8 @@ static void produce(struct app *a, struct job *j, struct rec *r)
 static void source_header(rd_kafka_headers_t *h, const struct app *a, const struct job *j)
 {
     char src[512];
-    int n = snprintf(src, sizeof(src), "%s/%" PRId32 "/%" PRId64, a->cfg.topic_events,
-                     j->partition, j->offset);
+    int n = snprintf(src, sizeof(src), "%s/%" PRId32 "/%" PRId64, a->cfg.topic_events, j->partition,
+                     j->offset);
     rd_kafka_header_add(h, "bwprovd-source", -1, src, n);
 }
 
@@ -132,8 +132,8 @@ static struct rec state_record(struct app *a, struct job *j, char *user, const c
     struct res_state s = {
         .workspace_id = ws,
         .user_id = user,
-        .sp_enterprise_id = rs && rs->sp_enterprise_id ? rs->sp_enterprise_id
-                                                       : ev->sp_enterprise_id,
+        .sp_enterprise_id =
+            rs && rs->sp_enterprise_id ? rs->sp_enterprise_id : ev->sp_enterprise_id,
         .provisioning_id = rs && rs->provisioning_id ? rs->provisioning_id : ev->provisioning_id,
         .display_name = rs && rs->display_name ? rs->display_name : ev->display_name,
         .phone = rs && rs->phone ? rs->phone : ev->phone,

@@ -23,25 +23,25 @@
 #include <string.h>
 #include <time.h>
 
-#define REFRESH_AT 0.8            /* of expires_in */
-#define RETRY_MIN_US 1000000      /* refresh failure backoff: 1 s .. 5 min */
+#define REFRESH_AT 0.8       /* of expires_in */
+#define RETRY_MIN_US 1000000 /* refresh failure backoff: 1 s .. 5 min */
 #define RETRY_MAX_US 300000000
 #define RESPONSE_MAX 65536
 
 struct token {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    char *file;               /* access token file, may be NULL in refresh mode */
+    char *file; /* access token file, may be NULL in refresh mode */
     char *value;
-    uint64_t gen;             /* bumped on every new token */
-    uint64_t failed_gen;      /* renewal from this generation failed */
+    uint64_t gen;        /* bumped on every new token */
+    uint64_t failed_gen; /* renewal from this generation failed */
 
     /* refresh mode */
     bool refresh;
     char *client_id, *secret_file, *refresh_file, *url, *ca_file;
     long timeout_ms;
-    int64_t renew_at_us;      /* next planned refresh */
-    bool wanted;              /* a 401 asked for one */
+    int64_t renew_at_us; /* next planned refresh */
+    bool wanted;         /* a 401 asked for one */
     bool stop;
     bool thread_started;
     pthread_t thread;
@@ -113,8 +113,9 @@ static char *form(CURL *h, const struct token *t, const char *secret, const char
         size_t n = strlen(id) + strlen(sec) + strlen(ref) + 96;
         out = malloc(n);
         if (out)
-            snprintf(out, n, "grant_type=refresh_token&client_id=%s&client_secret=%s&refresh_token=%s",
-                     id, sec, ref);
+            snprintf(out, n,
+                     "grant_type=refresh_token&client_id=%s&client_secret=%s&refresh_token=%s", id,
+                     sec, ref);
     }
     if (sec)
         memset(sec, 0, strlen(sec));
