@@ -21,7 +21,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scenario  # noqa: E402
 from scenario import bwtest, log  # noqa: E402
-from test_rebalance import consuming  # noqa: E402
+from test_rebalance import consuming, expectation, reapplied  # noqa: E402
 
 USERS = 400
 STEPS = ((500, "stop", "C"), (1000, "start", "D"), (1500, "stop", "B"))
@@ -56,20 +56,9 @@ def main():
             results = scenario.wait_all_results(mk, wl, timeout=120)
             reqs = scenario.api_requests(sim)
             per_event = scenario.requests_by_event(wl, reqs)
-            late = set()
-            for eid, rs in per_event.items():
-                ok = [r for r in rs if 200 <= r["status"] < 300]
-                if len(ok) > 1 or any(r["status"] == 404 for r in rs):
-                    assert ok and ok[0]["doneUs"] >= changes[0], \
-                        "%s applied twice, the first time before any change: %s" % (
-                            eid, [(r["method"], r["status"], r["recvUs"]) for r in rs])
-                    late.add(eid)
-
-            def expect(ev):
-                if ev["type"] == "workspace.remove" and ev["eventId"] in late:
-                    return scenario.succeeded((None, "replayed", "already_removed"))
-                return scenario.succeeded((None, "replayed"))
-            grouped = scenario.check_results(wl, results, expect=expect, exactly_one=False)
+            late = reapplied(per_event, changes[0])
+            grouped = scenario.check_results(wl, results, expect=expectation(late),
+                                             exactly_one=False)
             scenario.check_replayed_applied(wl, grouped, per_event)
             scenario.check_order(wl, reqs)
             st = scenario.check_no_violations(sim, reqs)
