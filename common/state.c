@@ -2,19 +2,29 @@
 #include "state.h"
 
 #include "hmap.h"
+#include "wsid.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_TOPICS 16
 
+enum { WS_NONE, WS_PACKED, WS_STRING }; /* WS_NONE: removed marker */
+
+/* About 100 bytes a user with a typical id: the id packed to 16 bytes
+ * (wsid.h), the userId inline. */
 struct st_entry {
     struct hmap_node node; /* first */
-    char *workspace_id;    /* NULL: removed marker */
     int64_t offset;
     int32_t partition;
     int16_t topic; /* index into topics[], -1 unknown */
+    uint8_t ws_kind;
+    union {
+        uint8_t packed[16];
+        char *str;
+    } ws;
     char user[];
 };
 
@@ -48,7 +58,9 @@ struct st_table *st_new(void)
 static void free_entry(struct hmap_node *n, void *arg)
 {
     (void)arg;
-    free(((struct st_entry *)n)->workspace_id);
+    struct st_entry *e = (struct st_entry *)n;
+    if (e->ws_kind == WS_STRING)
+        free(e->ws.str);
     free(n);
 }
 
@@ -76,11 +88,14 @@ enum st_status st_get(struct st_table *t, const char *user, char *ws, size_t wsc
 
     pthread_rwlock_rdlock(&t->lock);
     struct st_entry *e = lookup(t, user);
-    if (e && e->workspace_id) {
+    if (e && e->ws_kind != WS_NONE) {
         s = ST_PRESENT;
-        if (wscap) {
-            strncpy(ws, e->workspace_id, wscap - 1);
-            ws[wscap - 1] = '\0';
+        if (wscap && e->ws_kind == WS_PACKED) {
+            char id[WSID_MAX];
+            wsid_unpack(e->ws.packed, id, sizeof(id));
+            snprintf(ws, wscap, "%s", id);
+        } else if (wscap) {
+            snprintf(ws, wscap, "%s", e->ws.str);
         }
     } else if (e) {
         s = ST_REMOVED;
@@ -138,23 +153,37 @@ static void set_src(struct st_table *t, struct st_entry *e, const struct st_src 
     e->offset = src ? src->offset : -1;
 }
 
+static void clear_ws(struct st_table *t, struct st_entry *e)
+{
+    if (e->ws_kind == WS_STRING)
+        free(e->ws.str);
+    if (e->ws_kind != WS_NONE)
+        t->present--;
+    e->ws_kind = WS_NONE;
+}
+
 int st_put(struct st_table *t, const char *user, const char *workspace_id, const struct st_src *src)
 {
-    char *ws = strdup(workspace_id);
-    if (!ws)
+    uint8_t packed[16];
+    bool is_packed = wsid_pack(workspace_id, packed);
+    char *str = is_packed ? NULL : strdup(workspace_id);
+    if (!is_packed && !str)
         return -1;
     pthread_rwlock_wrlock(&t->lock);
     struct st_entry *e = upsert(t, user);
     if (e) {
-        if (!e->workspace_id)
-            t->present++;
-        free(e->workspace_id);
-        e->workspace_id = ws;
+        clear_ws(t, e);
+        if (is_packed)
+            memcpy(e->ws.packed, packed, sizeof(packed));
+        else
+            e->ws.str = str;
+        e->ws_kind = is_packed ? WS_PACKED : WS_STRING;
+        t->present++;
         set_src(t, e, src);
     }
     pthread_rwlock_unlock(&t->lock);
     if (!e)
-        free(ws);
+        free(str);
     return e ? 0 : -1;
 }
 
@@ -163,10 +192,7 @@ int st_remove(struct st_table *t, const char *user, const struct st_src *src)
     pthread_rwlock_wrlock(&t->lock);
     struct st_entry *e = upsert(t, user);
     if (e) {
-        if (e->workspace_id)
-            t->present--;
-        free(e->workspace_id);
-        e->workspace_id = NULL;
+        clear_ws(t, e);
         set_src(t, e, src);
     }
     pthread_rwlock_unlock(&t->lock);

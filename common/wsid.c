@@ -1,0 +1,106 @@
+/* wsid: see wsid.h. */
+#include "wsid.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define PREFIX "ciscospark://us/PLACE/"
+#define PREFIX_LEN (sizeof(PREFIX) - 1)
+#define UUID_LEN 36
+#define RAW_LEN (PREFIX_LEN + UUID_LEN)
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static int b64_value(char c)
+{
+    const char *p = c ? strchr(b64, c) : NULL;
+    return p ? (int)(p - b64) : -1;
+}
+
+/* base64url without padding; returns the decoded length or -1. */
+static int decode(const char *in, size_t len, unsigned char *out, size_t cap)
+{
+    size_t n = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64_value(in[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == cap)
+                return -1;
+            out[n++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    return (int)n;
+}
+
+static void encode(const unsigned char *in, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len && n + 1 < cap; i++) {
+        acc = (acc << 8) | in[i];
+        bits += 8;
+        while (bits >= 6 && n + 1 < cap) {
+            bits -= 6;
+            out[n++] = b64[(acc >> bits) & 63];
+        }
+    }
+    if (bits > 0 && n + 1 < cap)
+        out[n++] = b64[(acc << (6 - bits)) & 63];
+    out[n] = '\0';
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+void wsid_unpack(const uint8_t uuid[16], char *out, size_t cap)
+{
+    char raw[RAW_LEN + 1];
+    int n = snprintf(raw, sizeof(raw), PREFIX);
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            raw[n++] = '-';
+        n += snprintf(raw + n, sizeof(raw) - (size_t)n, "%02x", uuid[i]);
+    }
+    encode((const unsigned char *)raw, RAW_LEN, out, cap);
+}
+
+bool wsid_pack(const char *id, uint8_t uuid[16])
+{
+    unsigned char raw[RAW_LEN + 4];
+    size_t len = strlen(id);
+    if (len >= WSID_MAX || decode(id, len, raw, sizeof(raw)) != (int)RAW_LEN ||
+        memcmp(raw, PREFIX, PREFIX_LEN) != 0)
+        return false;
+    const unsigned char *u = raw + PREFIX_LEN;
+    int k = 0;
+    for (int i = 0; i < UUID_LEN; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (u[i] != '-')
+                return false;
+            continue;
+        }
+        int hi = hexval(u[i]), lo = hexval(u[i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        uuid[k++] = (uint8_t)(hi << 4 | lo);
+        i++;
+    }
+    char back[WSID_MAX];
+    wsid_unpack(uuid, back, sizeof(back));
+    return strcmp(back, id) == 0; /* only exact round trips are packed */
+}
