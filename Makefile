@@ -38,6 +38,13 @@ test-tsan: build
 	cmake --build $(BUILD)-tsan -j $(JOBS)
 	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(abspath tests/tsan/suppressions.txt) $(SAN_CTEST)
 
+# libFuzzer (clang): every fuzz target for a short bounded run plus its
+# corpus replay. A longer run: tests/fuzz/run.sh SECONDS.
+test-fuzz: deps
+	CC=clang cmake -S . -B $(BUILD)-fuzz -DBWPROVD_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzzers
+	cd $(BUILD)-fuzz && ctest --output-on-failure -L fuzz $(CTEST_FLAGS)
+
 demo: build
 	/usr/bin/python3 tests/demo.py $(BUILD)
 

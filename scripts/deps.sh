@@ -4,7 +4,8 @@
 set -eu
 PKGS="cmake make gcc pkg-config librdkafka-dev libcurl4-openssl-dev libjson-c-dev \
 libsystemd-dev libmicrohttpd-dev kcat python3 openssl systemd mandoc groff-base \
-dpkg-dev debhelper fakeroot lintian rpm debootstrap systemd-container valgrind"
+dpkg-dev debhelper fakeroot lintian rpm debootstrap systemd-container valgrind \
+clang libclang-rt-dev"
 
 missing=""
 for p in $PKGS; do
