@@ -1017,6 +1017,9 @@ def cpu_runs(ctx, rig, label):
 def profile_run(ctx, rig, label):
     """One more run under perf record -g; the top symbols by self time."""
     data = os.path.join(ctx.out, "perf-%s.data" % label)
+    for old in (data, data + ".old"):
+        if os.path.exists(old):
+            os.unlink(old)
     rec = subprocess.Popen([ctx.perf, "record", "-g", "-F", "999", "-p", str(rig.d.pid),
                             "-o", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -1165,6 +1168,9 @@ def scenario_backlog(ctx):
 
 
 BIG_STATE, EMPTY_STATE = "bench.state.full", "bench.state.empty"
+#: Events topic of the daemon without a table: only the one with the table
+#: must see the lookup check's events.
+EMPTY_EVENTS = "bench.events.none"
 
 
 def state_prepare(ctx):
@@ -1173,7 +1179,7 @@ def state_prepare(ctx):
     p = ctx.p
     n = p["state_records"]
     parts = p["state_partitions"]
-    rig = Rig(ctx, "state", topics={BIG_STATE: parts, EMPTY_STATE: parts})
+    rig = Rig(ctx, "state", topics={BIG_STATE: parts, EMPTY_STATE: parts, EMPTY_EVENTS: 16})
     try:
         rig.start(daemon=False)
         t = time.monotonic()
@@ -1196,7 +1202,8 @@ def state_prepare(ctx):
 
 def state_spawn_pair(rig, rep):
     dw = rig.spawn({"topic.state": BIG_STATE, "kafka.group.id": "bench-with-%d" % rep})
-    do = rig.spawn({"topic.state": EMPTY_STATE, "kafka.group.id": "bench-without-%d" % rep})
+    do = rig.spawn({"topic.state": EMPTY_STATE, "topic.events": EMPTY_EVENTS,
+                    "kafka.group.id": "bench-without-%d" % rep})
     return dw, do, CpuMeter({"bwprovd": dw.pid}).start()
 
 
@@ -1222,6 +1229,8 @@ def scenario_state(ctx):
                  "bytes_per_workspace": (mw["rss"] - mo["rss"]) / n}
             if rep == 0:
                 r["lookup_check"] = state_lookup_check(rig, dw, n)
+                if r["lookup_check"] != "ok":
+                    r["error"] = "state lookup check " + r["lookup_check"]
             if ctx.gdb and not ctx.smoke:
                 r.update(after_malloc_trim(ctx, dw, do, n))
             runs.append(r)

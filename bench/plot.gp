@@ -23,7 +23,7 @@ set multiplot layout 2,1 title ptitle
 set grid
 set key outside right top
 set offsets 0.2, 0.2, 0, 0
-set lmargin at screen 0.09
+set lmargin at screen 0.10
 set rmargin at screen 0.68
 set xlabel "simulator latency per request (ms)"
 
