@@ -164,8 +164,6 @@ void loader_stop(struct app *a);
 int loader_set_barrier(struct app *a);
 /* Whether the loader has read up to the last barrier. */
 bool loader_caught_up(struct app *a);
-/* State records applied from other writers (for STATUS and tests). */
-unsigned long long loader_applied(struct app *a);
 
 /* --- kafka.c: client handles --- */
 /* Creates the producer, the group consumer and the state loader's consumer

@@ -400,7 +400,8 @@ static void catch_up(struct app *a)
     for (int i = 0; i < l->cnt; i++)
         c->parts[l->elems[i].partition].catchup = false;
     if (l->cnt)
-        log_info("state table caught up; consuming %d partition(s)", l->cnt);
+        log_info("state table caught up; consuming %d partition(s); %zu workspaces known", l->cnt,
+                 st_count(a->state));
     rd_kafka_topic_partition_list_destroy(l);
 }
 

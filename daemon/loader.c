@@ -24,7 +24,6 @@ struct loader {
     atomic_llong *pos; /* next offset to read, per partition */
     int64_t *target;   /* catch-up barrier: end offsets, per partition */
     bool started;
-    atomic_ullong applied;
 };
 
 static bool header_is(const rd_kafka_message_t *m, const char *name, const char *value)
@@ -162,7 +161,6 @@ static void *loader_main(void *arg)
             log_warn("state loader: %s", rd_kafka_message_errstr(m));
         else {
             apply(a, m);
-            atomic_fetch_add(&l->applied, 1);
             advance(l, m->partition, m->offset + 1);
         }
         rd_kafka_message_destroy(m);
@@ -265,9 +263,4 @@ bool loader_caught_up(struct app *a)
         if (atomic_load(&l->pos[p]) < l->target[p])
             return false;
     return true;
-}
-
-unsigned long long loader_applied(struct app *a)
-{
-    return a->loader ? atomic_load(&a->loader->applied) : 0;
 }

@@ -163,8 +163,12 @@ static void send_status(struct app *a, uint64_t *last_done, int64_t *last_us)
     if (atomic_load(&a->kafka_down) && n > 0 && (size_t)n < sizeof(s))
         n += snprintf(s + n, sizeof(s) - (size_t)n, "; Kafka unreachable");
     if (gate > now && n > 0 && (size_t)n < sizeof(s))
-        snprintf(s + n, sizeof(s) - (size_t)n, "; Webex 429: waiting %llds",
-                 (long long)((gate - now + 999999) / 1000000));
+        n += snprintf(s + n, sizeof(s) - (size_t)n, "; Webex 429: waiting %llds",
+                      (long long)((gate - now + 999999) / 1000000));
+    double allowed = rl_current(a->rl, now);
+    if (allowed > 0 && (a->cfg.webex_rate_limit == 0 || allowed < a->cfg.webex_rate_limit) &&
+        n > 0 && (size_t)n < sizeof(s)) /* slowed down after 429s */
+        snprintf(s + n, sizeof(s) - (size_t)n, "; rate limited to %.0f/s", allowed);
     ntf_status(s);
 }
 
