@@ -1,11 +1,13 @@
 #!/bin/sh
-# Installs the Debian packages that building and testing bwprovd need.
-# As root it runs apt-get; otherwise it prints the exact command and fails.
+# Installs the Debian packages that building and testing bwprovd need, or
+# the packages named as arguments (bench/deps.sh). As root it runs apt-get;
+# otherwise it prints the exact command and fails.
 set -eu
 PKGS="cmake make gcc pkg-config librdkafka-dev libcurl4-openssl-dev libjson-c-dev \
 libsystemd-dev libmicrohttpd-dev kcat python3 openssl systemd mandoc groff-base \
 dpkg-dev debhelper fakeroot lintian rpm debootstrap systemd-container valgrind \
 clang libclang-rt-dev"
+[ $# -gt 0 ] && PKGS="$*"
 
 missing=""
 for p in $PKGS; do
