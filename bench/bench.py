@@ -620,7 +620,7 @@ def provision_lines(tag, n, start=0):
     return out
 
 
-_WS_HEAD = base64.urlsafe_b64encode(b"ciscospark://us/PLACE/6f1c2a9e-3b7d-4c1e-").decode()
+_WS_ID = "ciscospark://us/PLACE/6f1c2a9e-3b7d-4c1e-9a2b-%012d"
 _STATE = ('{"workspaceId":"%s","userId":"%s","spEnterpriseId":"Reseller1+acme",'
           '"provisioningId":"ZjViMzYxODctYzhkZC00NzI3LThiMmYtZjljNDQ3ZjI5MDQ2OjQyODVmNTk0LTViNTEtNDdi%08d",'
           '"displayName":"Room %d","primaryPhoneNumber":"+1-240-555-%04d","extension":"5%04d",'
@@ -639,8 +639,8 @@ def state_chunk(i0, i1):
     out = []
     for i in range(i0, i1):
         u = state_user(i)
-        tail = base64.urlsafe_b64encode(("9a2b-%012d" % i).encode()).decode().rstrip("=")
-        out.append("%s\x1f%s\n" % (u, _STATE % (_WS_HEAD + tail, u, i, i, i % 10000, i % 10000,
+        ws = base64.urlsafe_b64encode((_WS_ID % i).encode()).decode().rstrip("=")
+        out.append("%s\x1f%s\n" % (u, _STATE % (ws, u, i, i, i % 10000, i % 10000,
                                                    i, EVENTS, i % 16, i // 16)))
     return "".join(out).encode()
 
@@ -1032,8 +1032,12 @@ def profile_run(ctx, rig, label):
     for old in (data, data + ".old"):
         if os.path.exists(old):
             os.unlink(old)
-    rec = subprocess.Popen([ctx.perf, "record", "-g", "-F", "999", "-p", str(rig.d.pid),
-                            "-o", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # BENCH_PERF_G="--call-graph=dwarf" gives whole stacks through libraries
+    # built without frame pointers (bigger data files)
+    graph = os.environ.get("BENCH_PERF_G", "-g").split()
+    rec = subprocess.Popen([ctx.perf, "record"] + graph + ["-F", "999", "-p", str(rig.d.pid),
+                                                           "-o", data],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
         r = throughput_run(ctx, rig, choose_n(ctx, 0, ctx.p["cpu_mif"], ctx.p["cpu_s"]),
@@ -1766,6 +1770,12 @@ class Ctx:
         self.p = dict(SMOKE if args.smoke else FULL)
         if args.reps:
             self.p["reps"] = args.reps
+        for kv in args.set or []:
+            k, _, v = kv.partition("=")
+            if k not in self.p:
+                raise SystemExit("bench: --set %s: no such parameter (%s)"
+                                 % (k, ", ".join(sorted(self.p))))
+            self.p[k] = json.loads(v)
         self.out = os.path.abspath(args.out)
         os.makedirs(self.out, exist_ok=True)
         build = os.path.abspath(args.build) if args.build else os.path.join(ROOT, "build-release")
@@ -1951,6 +1961,8 @@ def main(argv=None):
     ap.add_argument("--only", help="comma-separated scenarios: " +
                     ",".join(s[0] for s in SCENARIOS))
     ap.add_argument("--no-profile", action="store_true", help="no perf profile of the CPU runs")
+    ap.add_argument("--set", action="append", metavar="KEY=JSON",
+                    help="override a parameter, e.g. --set mifs=[1024] --set latencies=[200]")
     args = ap.parse_args(argv)
     raise_nofile()
     ctx = Ctx(args)

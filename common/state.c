@@ -8,13 +8,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define MAX_TOPICS 16
+#define ARENA_BLOCK (1u << 20)
 
 enum { WS_NONE, WS_PACKED, WS_STRING }; /* WS_NONE: removed marker */
 
-/* About 100 bytes a user with a typical id: the id packed to 16 bytes
- * (wsid.h), the userId inline. */
+/* 64 bytes for a typical user (15-character userId) plus 8 for its hash
+ * bucket: the id packed to 16 bytes (wsid.h), the userId inline, no
+ * allocator header (entries come from the arena below). */
 struct st_entry {
     struct hmap_node node; /* first */
     int64_t offset;
@@ -28,9 +31,21 @@ struct st_entry {
     char user[];
 };
 
+/* Entries live as long as the table (a removed user keeps a marker), so
+ * they are carved out of large private mappings: no per-entry malloc
+ * header, and they never pin pages of the malloc heap, whose transient use
+ * while the table loads (fetch buffers, parsed records) can then go back to
+ * the system (malloc_trim). */
+struct arena_block {
+    struct arena_block *next;
+    size_t size;
+};
+
 struct st_table {
     pthread_rwlock_t lock;
     struct hmap map;
+    struct arena_block *blocks; /* newest first */
+    size_t used;                /* bytes used in blocks, header included */
     size_t present;
     char *topics[MAX_TOPICS]; /* interned source topic names */
     int n_topics;
@@ -55,21 +70,47 @@ struct st_table *st_new(void)
     return t;
 }
 
-static void free_entry(struct hmap_node *n, void *arg)
+/* n bytes, 8-aligned, from the newest block or a new one; NULL when out of
+ * memory. */
+static void *arena_alloc(struct st_table *t, size_t n)
+{
+    const size_t head = (sizeof(struct arena_block) + 7) & ~(size_t)7;
+    n = (n + 7) & ~(size_t)7;
+    if (!t->blocks || t->used + n > t->blocks->size) {
+        size_t size = n + head > ARENA_BLOCK ? n + head : ARENA_BLOCK;
+        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+        struct arena_block *b = p;
+        b->next = t->blocks;
+        b->size = size;
+        t->blocks = b;
+        t->used = head;
+    }
+    void *p = (unsigned char *)t->blocks + t->used;
+    t->used += n;
+    return p; /* fresh mappings are zero-filled */
+}
+
+static void free_ws_string(struct hmap_node *n, void *arg)
 {
     (void)arg;
     struct st_entry *e = (struct st_entry *)n;
     if (e->ws_kind == WS_STRING)
         free(e->ws.str);
-    free(n);
 }
 
 void st_free(struct st_table *t)
 {
     if (!t)
         return;
-    hmap_foreach(&t->map, free_entry, NULL);
+    hmap_foreach(&t->map, free_ws_string, NULL);
     hmap_destroy(&t->map);
+    while (t->blocks) {
+        struct arena_block *b = t->blocks;
+        t->blocks = b->next;
+        munmap(b, b->size);
+    }
     for (int i = 0; i < t->n_topics; i++)
         free(t->topics[i]);
     pthread_rwlock_destroy(&t->lock);
@@ -138,7 +179,7 @@ static struct st_entry *upsert(struct st_table *t, const char *user)
     if (e)
         return e;
     size_t len = strlen(user);
-    e = calloc(1, sizeof(*e) + len + 1);
+    e = arena_alloc(t, sizeof(*e) + len + 1);
     if (!e)
         return NULL;
     memcpy(e->user, user, len + 1);

@@ -12,6 +12,9 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define POLL_MS 50
 #define LAG_EVERY_US 1000000
@@ -31,6 +34,7 @@ struct consumer {
     bool bp_paused;    /* paused for backpressure */
     bool need_barrier; /* a new assignment waits for state catch-up */
     bool barrier_set;
+    bool load_released; /* release_load_memory() ran */
     int64_t drain_deadline_us;
     int64_t next_lag_us;
 };
@@ -378,6 +382,19 @@ static void backpressure(struct app *a)
     }
 }
 
+/* Once, after the first full load of the state table: that load's transient
+ * memory (fetch buffers, parsed records) is free but glibc keeps the pages;
+ * the table itself is not in the malloc heap (state.c), so hand them back. */
+static void release_load_memory(struct consumer *c)
+{
+    if (c->load_released)
+        return;
+    c->load_released = true;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 static void catch_up(struct app *a)
 {
     struct consumer *c = a->cons;
@@ -399,6 +416,7 @@ static void catch_up(struct app *a)
         set_paused(a, l, false);
     for (int i = 0; i < l->cnt; i++)
         c->parts[l->elems[i].partition].catchup = false;
+    release_load_memory(c);
     if (l->cnt)
         log_info("state table caught up; consuming %d partition(s); %zu workspaces known", l->cnt,
                  st_count(a->state));

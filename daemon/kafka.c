@@ -83,53 +83,60 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     LOG(level < LOG_LVL_ERR ? LOG_LVL_ERR : level, "librdkafka %s: %s", fac, buf);
 }
 
-/* What bwprovd's guarantees need, unless the operator knows better. */
+/* What bwprovd's guarantees need (forced: the operator cannot override it)
+ * and what it runs best with (a default the operator may change). */
+struct kdefault {
+    unsigned roles; /* 1 << enum role */
+    bool forced;
+    const char *name;
+    const char *value;
+};
+
+#define P (1u << ROLE_PRODUCER)
+#define C (1u << ROLE_CONSUMER)
+#define L (1u << ROLE_LOADER)
+static const struct kdefault kdefaults[] = {
+    /* after an outage, be back within seconds (librdkafka: up to 10 s) */
+    {P | C | L, false, "reconnect.backoff.max.ms", "2000"},
+    {P, true, "enable.idempotence", "true"}, /* no duplicates or reordering on retry */
+    {P, false, "message.timeout.ms", "0"},   /* a Kafka outage is waited out, not a loss */
+    {P, false, "linger.ms", "5"},
+    {P, false, "queue.buffering.max.messages", "1000000"},
+    {C, false, "enable.auto.commit", "true"},
+    {C, true, "enable.auto.offset.store", "false"}, /* only finished offsets are stored */
+    {C, false, "auto.offset.reset", "earliest"},
+    /* librdkafka prefetches up to 64 MiB per consumer by default: with a
+     * backlog that is most of the daemon's memory. 8 MiB still holds about
+     * 25,000 typical events, seconds of work at full speed. */
+    {C | L, false, "queued.max.messages.kbytes", "8192"},
+    {L, true, "enable.auto.commit", "false"},
+    {L, true, "enable.partition.eof", "true"},
+    {L, true, "auto.offset.reset", "earliest"},
+};
+#undef P
+#undef C
+#undef L
+
 static int defaults(struct app *a, rd_kafka_conf_t *conf, enum role role, char *err, size_t errlen)
 {
     enum cfg_kafka_scope scope = role == ROLE_PRODUCER ? CFG_KAFKA_PRODUCER : CFG_KAFKA_CONSUMER;
-    static const char *const common[][2] = {
-        /* after an outage, be back within seconds (librdkafka: up to 10 s) */
-        {"reconnect.backoff.max.ms", "2000"},
-    };
-    for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
-        if (!user_set(a, scope, common[i][0]) &&
-            set(conf, common[i][0], common[i][1], err, errlen) != 0)
-            return -1;
-    static const char *const producer[][2] = {
-        {"enable.idempotence", "true"}, /* no duplicates or reordering on retry */
-        {"message.timeout.ms", "0"},    /* a Kafka outage is waited out, not a loss */
-        {"linger.ms", "5"},
-        {"queue.buffering.max.messages", "1000000"},
-    };
-    const char *const consumer[][2] = {
-        {"enable.auto.commit", "true"},
-        {"enable.auto.offset.store", "false"}, /* only finished offsets are stored */
-        {"auto.offset.reset", "earliest"},
-        /* Incremental rebalances only where librdkafka's sticky assignor is
-         * sound: before 2.3.0 it aborts when a consumer closes before its
-         * first assignment (librdkafka #4312), so older versions keep the
-         * eager default (range,roundrobin). */
-        {"partition.assignment.strategy",
-         rd_kafka_version() >= 0x020300ff ? "cooperative-sticky" : "range,roundrobin"},
-    };
-    static const char *const loader[][2] = {
-        {"enable.auto.commit", "false"},
-        {"enable.partition.eof", "true"},
-        {"auto.offset.reset", "earliest"},
-    };
-    const char *const(*list)[2] = role == ROLE_PRODUCER   ? producer
-                                  : role == ROLE_CONSUMER ? consumer
-                                                          : loader;
-    size_t n = role == ROLE_PRODUCER   ? sizeof(producer) / sizeof(producer[0])
-               : role == ROLE_CONSUMER ? sizeof(consumer) / sizeof(consumer[0])
-                                       : sizeof(loader) / sizeof(loader[0]);
-    for (size_t i = 0; i < n; i++) {
-        bool forced = role == ROLE_LOADER || strcmp(list[i][0], "enable.auto.offset.store") == 0 ||
-                      strcmp(list[i][0], "enable.idempotence") == 0;
-        if ((forced || !user_set(a, scope, list[i][0])) &&
-            set(conf, list[i][0], list[i][1], err, errlen) != 0)
+    for (size_t i = 0; i < sizeof(kdefaults) / sizeof(kdefaults[0]); i++) {
+        const struct kdefault *d = &kdefaults[i];
+        if (!(d->roles & (1u << role)) || (!d->forced && user_set(a, scope, d->name)))
+            continue;
+        if (set(conf, d->name, d->value, err, errlen) != 0)
             return -1;
     }
+    /* Incremental rebalances only where librdkafka's sticky assignor is
+     * sound: before 2.3.0 it aborts when a consumer closes before its first
+     * assignment (librdkafka #4312), so older versions keep the eager
+     * default (range,roundrobin). */
+    const char *strategy = "partition.assignment.strategy";
+    if (role == ROLE_CONSUMER && !user_set(a, scope, strategy) &&
+        set(conf, strategy,
+            rd_kafka_version() >= 0x020300ff ? "cooperative-sticky" : "range,roundrobin", err,
+            errlen) != 0)
+        return -1;
     return 0;
 }
 
