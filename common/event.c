@@ -35,21 +35,26 @@ static enum ev_type type_from_name(const char *s)
 
 void ev_clear(struct ev_event *ev)
 {
-    free(ev->event_id);
-    free(ev->user_id);
-    free(ev->new_user_id);
-    free(ev->provisioning_id);
-    free(ev->sp_enterprise_id);
-    free(ev->display_name);
-    free(ev->phone);
-    free(ev->extension);
-    free(ev->workspace_id);
+    free(ev->strings);
     memset(ev, 0, sizeof(*ev));
+}
+
+/* A copy of s in the event's string block. */
+static char *keep(struct ev_event *ev, const char *s, size_t len)
+{
+    if (len + 1 > ev->cap - ev->used)
+        return NULL;
+    char *out = ev->strings + ev->used;
+    memcpy(out, s, len);
+    out[len] = '\0';
+    ev->used += len + 1;
+    return out;
 }
 
 struct ctx {
     char *why;
     size_t whylen;
+    struct ev_event *ev;
 };
 
 static int reject(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -98,12 +103,11 @@ static bool utf8_valid(const unsigned char *s, size_t len)
     return true;
 }
 
-/* Reads an optional string member into *out. Absent or null leaves it NULL;
- * a wrong type, an embedded NUL, an empty required value or an oversize
- * value is an error naming the field. */
-static int get_str(struct ctx *c, json_object *obj, const char *name, const char *path, size_t max,
-                   bool required, char **out)
+/* The string value of member name (NULL when absent or null), validated. */
+static int get_raw(struct ctx *c, json_object *obj, const char *name, const char *path, size_t max,
+                   bool required, const char **out, size_t *outlen)
 {
+    *out = NULL;
     json_object *v;
 
     if (!json_object_object_get_ex(obj, name, &v) || json_object_is_type(v, json_type_null)) {
@@ -123,7 +127,23 @@ static int get_str(struct ctx *c, json_object *obj, const char *name, const char
         return reject(c, "field %s must not be empty", path);
     if (len > max)
         return reject(c, "field %s is longer than %zu bytes", path, max);
-    *out = strdup(s);
+    *out = s;
+    *outlen = len;
+    return 0;
+}
+
+/* Reads an optional string member into *out. Absent or null leaves it NULL;
+ * a wrong type, an embedded NUL, an empty required value or an oversize
+ * value is an error naming the field. */
+static int get_str(struct ctx *c, json_object *obj, const char *name, const char *path, size_t max,
+                   bool required, char **out)
+{
+    const char *s;
+    size_t len;
+    int rc = get_raw(c, obj, name, path, max, required, &s, &len);
+    if (rc != 0 || !s)
+        return rc;
+    *out = keep(c->ev, s, len);
     if (!*out)
         return reject(c, "out of memory reading %s", path);
     return 0;
@@ -199,17 +219,17 @@ static int parse_workspace(struct ctx *c, json_object *ws, struct ev_event *ev)
 static int parse_object(struct ctx *c, json_object *root, struct ev_event *ev)
 {
     json_object *ws;
-    char *type = NULL;
+    const char *type;
+    size_t typelen;
 
     if (!json_object_is_type(root, json_type_object))
         return reject(c, "%s", "event is not a JSON object");
     /* eventId first, so even a rejection can name the event. */
     if (get_str(c, root, "eventId", "eventId", EV_MAX_EVENT_ID, true, &ev->event_id))
         return -1;
-    if (get_str(c, root, "type", "type", 64, true, &type))
+    if (get_raw(c, root, "type", "type", 64, true, &type, &typelen))
         return -1;
     ev->type = type_from_name(type);
-    free(type);
     if (ev->type == EV_NONE)
         return reject(c, "%s", "unknown event type");
     if (!json_object_object_get_ex(root, "workspace", &ws))
@@ -229,7 +249,7 @@ static int parse_object(struct ctx *c, json_object *root, struct ev_event *ev)
 int ev_parse(const void *key, size_t keylen, const void *value, size_t len, struct ev_event *ev,
              char *why, size_t whylen)
 {
-    struct ctx c = {why, whylen};
+    struct ctx c = {why, whylen, ev};
 
     memset(ev, 0, sizeof(*ev));
     why[0] = '\0';
@@ -237,6 +257,12 @@ int ev_parse(const void *key, size_t keylen, const void *value, size_t len, stru
         return reject(&c, "%s", "empty message");
     if (len > EV_MAX_BYTES)
         return reject(&c, "%s", "message larger than 64 KiB");
+    /* Decoded strings are never longer than their quoted JSON form, so the
+     * block never needs more than the document's length. */
+    ev->strings = malloc(len + 1);
+    if (!ev->strings)
+        return reject(&c, "%s", "out of memory");
+    ev->cap = len + 1;
     if (!utf8_valid(value, len))
         return reject(&c, "%s", "invalid JSON: not valid UTF-8");
     json_object *root = parse_json(&c, value, len);

@@ -20,10 +20,13 @@ enum ev_type { EV_NONE = 0, EV_PROVISION, EV_UPDATE, EV_REMOVE };
 /* Largest event accepted at all, before parsing. */
 #define EV_MAX_BYTES (64 * 1024)
 
-/* A parsed event. All strings are owned (NUL-terminated, no embedded NUL);
- * optional ones are NULL when absent. */
+/* A parsed event. Strings are NUL-terminated, without embedded NUL, and
+ * live in one block owned by the event (one allocation per event, not one
+ * per field); optional ones are NULL when absent. */
 struct ev_event {
     enum ev_type type;
+    char *strings; /* the block the fields point into */
+    size_t used, cap;
     char *event_id;
     char *user_id;
     char *new_user_id;      /* update only */

@@ -39,7 +39,6 @@ struct job {
     int64_t recv_us; /* monotonic, when consumed */
     struct ev_event ev;
     bool valid;
-    char why[256]; /* rejection reason */
     int attempts;  /* requests sent */
     int waits;     /* of which answered 429/423 (not counted) */
     bool auth_retried;

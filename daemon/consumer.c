@@ -303,13 +303,13 @@ oom:
     return NULL;
 }
 
-static void reject(struct app *a, struct job *j)
+static void reject(struct app *a, struct job *j, const char *why)
 {
     struct outcome o = {
         .outcome = RES_REJECTED,
         .http_status = -1,
         .error_kind = KIND_INVALID,
-        .error_message = j->why,
+        .error_message = why,
     };
     outcome_emit(a, j, &o);
 }
@@ -334,9 +334,10 @@ static void on_message(struct app *a, const rd_kafka_message_t *m)
         return;
     }
     atomic_fetch_add(&a->pending, 1);
-    j->valid = ev_parse(j->key, j->keylen, j->value, j->len, &j->ev, j->why, sizeof(j->why)) == 0;
+    char why[256]; /* used only while the rejection is emitted */
+    j->valid = ev_parse(j->key, j->keylen, j->value, j->len, &j->ev, why, sizeof(why)) == 0;
     if (!j->valid) {
-        reject(a, j);
+        reject(a, j, why);
         return;
     }
     req_tracking_id(j->ev.event_id, j->tracking_id, sizeof(j->tracking_id));

@@ -23,6 +23,9 @@
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define EXIT_USAGE 64
 #define EXIT_UNAVAILABLE 69
@@ -452,6 +455,19 @@ static int app_init(struct app *a, char *err, size_t errlen)
     return a->token ? 0 : EXIT_CONFIG;
 }
 
+/* glibc raises its mmap threshold each time a large block is freed (up to
+ * 32 MiB), after which librdkafka's fetch buffers come from per-thread
+ * arenas that keep the pages when they are freed: a 200,000-event backlog
+ * left ~35 MiB of free heap resident. A fixed threshold keeps blocks of
+ * 128 KiB and more in their own mappings, returned on free. */
+static void tune_malloc(void)
+{
+#ifdef __GLIBC__
+    if (mallopt(M_MMAP_THRESHOLD, 128 * 1024) != 1)
+        log_warn("mallopt(M_MMAP_THRESHOLD) failed; memory use may be higher");
+#endif
+}
+
 static int daemon_main(const struct opts *o)
 {
     static struct app app; /* large (per-partition arrays): not on the stack */
@@ -464,6 +480,7 @@ static int daemon_main(const struct opts *o)
         return EXIT_CONFIG;
     log_init();
     log_set_level(a->cfg.log_level);
+    tune_malloc();
     int sfd = signals_fd();
     if (sfd < 0) {
         fprintf(stderr, "bwprovd: signalfd: %s\n", strerror(errno));
