@@ -39,8 +39,8 @@ struct job {
     int64_t recv_us; /* monotonic, when consumed */
     struct ev_event ev;
     bool valid;
-    int attempts;  /* requests sent */
-    int waits;     /* of which answered 429/423 (not counted) */
+    int attempts; /* requests sent */
+    int waits;    /* of which answered 429/423 (not counted) */
     bool auth_retried;
     int64_t due_us;    /* retry not before (monotonic) */
     uint64_t auth_gen; /* token generation that got the 401 */
