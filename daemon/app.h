@@ -103,6 +103,9 @@ struct app {
 
 /* Monotonic and wall clocks. */
 int64_t app_now_us(void);
+
+/* Names the calling thread (top -H, perf, gdb show it); at most 15 bytes. */
+void app_name_thread(const char *name);
 int64_t app_epoch_ms(void);
 
 /* --- pipeline.c: scheduler and ready queue (any thread) --- */

@@ -467,6 +467,7 @@ static bool drained(struct app *a)
 static void *consumer_main(void *arg)
 {
     struct app *a = arg;
+    app_name_thread("bw-consumer");
     bool stopping = false;
 
     for (;;) {

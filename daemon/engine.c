@@ -67,6 +67,8 @@ struct engine {
     atomic_bool stop;
     atomic_bool asleep; /* in epoll_wait: a wake-up is needed */
     int epfd, wakefd;
+    uint32_t *reg; /* per fd: what epoll watches (REG_*), see on_socket() */
+    size_t nreg;
     int64_t curl_due_us; /* curl's timer (CURLMOPT_TIMERFUNCTION) */
     uint64_t rng;
 };
@@ -226,12 +228,15 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
     return len;
 }
 
+static void set_fixed_options(struct engine *e, struct xfer *x);
+
+/* A transfer whose easy handle (options, connection pool membership) is
+ * reused from request to request, or a new one. */
 static struct xfer *xfer_get(struct engine *e)
 {
     struct xfer *x = e->free_xfers;
     if (x) {
         e->free_xfers = x->next_free;
-        curl_easy_reset(x->easy);
         x->busy = true;
         return x;
     }
@@ -241,6 +246,7 @@ static struct xfer *xfer_get(struct engine *e)
         return NULL;
     }
     if (x) {
+        set_fixed_options(e, x);
         x->busy = true;
         x->next_all = e->all;
         e->all = x;
@@ -333,14 +339,16 @@ static int on_prereq(void *arg, char *ip, char *local_ip, int port, int local_po
     return CURL_PREREQFUNC_OK;
 }
 
-static void set_options(struct engine *e, struct xfer *x)
+static curl_socket_t on_open(void *arg, curlsocktype purpose, struct curl_sockaddr *addr);
+static int on_close(void *arg, curl_socket_t fd);
+
+/* Options that stay with the handle from one request to the next (string
+ * options are copied by curl: setting them once saves allocations). */
+static void set_fixed_options(struct engine *e, struct xfer *x)
 {
-    const struct cfg *c = &e->a->cfg;
     CURL *h = x->easy;
 
-    curl_easy_setopt(h, CURLOPT_URL, x->url);
     curl_easy_setopt(h, CURLOPT_PRIVATE, x);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, &x->n_auth);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "bwprovd/" BWPROVD_VERSION);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
@@ -349,10 +357,11 @@ static void set_options(struct engine *e, struct xfer *x)
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(h, CURLOPT_PREREQDATA, x);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_open);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, e);
+    curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_close);
+    curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, e);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->webex_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                     c->webex_timeout_ms < 10000 ? c->webex_timeout_ms : 10000L);
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     /* Waiting for a connection to learn whether it multiplexes only pays
      * off where HTTP/2 can be negotiated (TLS); over plain HTTP/1.1 a
@@ -360,13 +369,29 @@ static void set_options(struct engine *e, struct xfer *x)
     curl_easy_setopt(h, CURLOPT_PIPEWAIT, e->a->https ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    http_set_ca(h, c->webex_ca_file);
-    if (strcmp(x->req.method, "POST") != 0)
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, x->req.method);
+    http_set_ca(h, e->a->cfg.webex_ca_file);
+}
+
+/* What changes per request. Every request sets all of them, so nothing of
+ * the previous one (a body, a method) carries over. */
+static void set_request_options(struct engine *e, struct xfer *x)
+{
+    const struct cfg *c = &e->a->cfg;
+    CURL *h = x->easy;
+
+    curl_easy_setopt(h, CURLOPT_URL, x->url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, &x->n_auth);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->webex_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     c->webex_timeout_ms < 10000 ? c->webex_timeout_ms : 10000L);
     if (x->req.body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, x->req.body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)x->req.body_len);
+    } else {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L); /* forgets a previous body */
     }
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST,
+                     strcmp(x->req.method, "POST") != 0 ? x->req.method : NULL);
 }
 
 static int send_request(struct engine *e, struct job *j, const char *ws)
@@ -391,7 +416,7 @@ static int send_request(struct engine *e, struct job *j, const char *ws)
         xfer_put(e, x);
         return hr == -1 ? -2 : -1;
     }
-    set_options(e, x);
+    set_request_options(e, x);
     if (curl_multi_add_handle(e->multi, x->easy) != CURLM_OK) {
         xfer_put(e, x);
         return -1;
@@ -706,23 +731,108 @@ static void free_list(struct job *j)
 /* --- the event loop: curl's socket interface on epoll, so each wake-up
  * costs O(ready sockets), not O(connections) as poll() would --- */
 
+/* Registrations in the epoll set, per fd. */
+#define REG_ON 0x80000000u     /* in the epoll set */
+#define REG_PARKED 0x40000000u /* curl dropped it: an idle pooled connection */
+#define REG_OURS 0x20000000u   /* opened by on_open(): its close is seen too */
+#define REG_EVENTS (EPOLLIN | EPOLLOUT)
+
+static bool reg_reserve(struct engine *e, curl_socket_t fd)
+{
+    if (fd < 0)
+        return false;
+    if ((size_t)fd < e->nreg)
+        return true;
+    size_t n = e->nreg ? e->nreg : 256;
+    while (n <= (size_t)fd)
+        n *= 2;
+    uint32_t *r = realloc(e->reg, n * sizeof(*r));
+    if (!r)
+        return false;
+    memset(r + e->nreg, 0, (n - e->nreg) * sizeof(*r));
+    e->reg = r;
+    e->nreg = n;
+    return true;
+}
+
+static int epoll_set(struct engine *e, curl_socket_t fd, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.fd = fd};
+    int op = e->reg[fd] & REG_ON ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    int rc = epoll_ctl(e->epfd, op, fd, &ev);
+    if (rc != 0 && (errno == ENOENT || errno == EEXIST)) /* a resolver fd closed and reused */
+        rc = epoll_ctl(e->epfd, op == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
+    e->reg[fd] = (e->reg[fd] & REG_OURS) | (rc == 0 ? REG_ON | events : 0);
+    return rc;
+}
+
+static void epoll_drop(struct engine *e, curl_socket_t fd)
+{
+    if (e->reg[fd] & REG_ON)
+        epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL); /* ENOENT: closed already */
+    e->reg[fd] &= REG_OURS;
+}
+
+/* curl's socket opener (CURLOPT_OPENSOCKETFUNCTION): the same socket curl
+ * would make, marked as a connection whose close on_close() will see. */
+static curl_socket_t on_open(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    struct engine *e = arg;
+    (void)purpose;
+    curl_socket_t fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    if (!reg_reserve(e, fd)) {
+        close(fd);
+        return CURL_SOCKET_BAD;
+    }
+    e->reg[fd] = REG_OURS; /* a number reused from a closed resolver fd: fresh */
+    return fd;
+}
+
+/* Closing removes the fd from the epoll set (no other descriptor shares its
+ * file), so only the table needs to forget it. */
+static int on_close(void *arg, curl_socket_t fd)
+{
+    struct engine *e = arg;
+    if (fd >= 0 && (size_t)fd < e->nreg)
+        e->reg[fd] = 0;
+    return close(fd);
+}
+
+/* curl's socket callback. A kept-alive connection goes back to curl's pool
+ * after every request (CURL_POLL_REMOVE) and is asked for again with the
+ * same interest for the next one: removing and re-adding it would cost two
+ * epoll_ctl calls a request. So a dropped connection that only waited for
+ * input stays in the set, parked; an event on it (the server closed the
+ * idle connection) removes it then (wait_events). Only connections opened
+ * by on_open() are parked: on_close() sees them closed, so a reused fd
+ * number never inherits a stale registration. Other sockets (the
+ * resolver's) are removed as curl asks. */
 static int on_socket(CURL *h, curl_socket_t fd, int what, void *arg, void *sockp)
 {
     struct engine *e = arg;
-    struct epoll_event ev = {0};
     (void)h;
-    ev.data.fd = fd;
+    (void)sockp;
+    if (!reg_reserve(e, fd)) {
+        log_err("socket %d: out of memory tracking it", (int)fd);
+        return -1;
+    }
     if (what == CURL_POLL_REMOVE) {
-        if (sockp)
-            epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
-        curl_multi_assign(e->multi, fd, NULL);
+        /* EPOLLOUT would report "writable" forever */
+        if ((e->reg[fd] & (REG_OURS | REG_ON | EPOLLOUT)) == (REG_OURS | REG_ON))
+            e->reg[fd] |= REG_PARKED;
+        else
+            epoll_drop(e, fd);
         return 0;
     }
-    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
-    if (epoll_ctl(e->epfd, sockp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0)
+    uint32_t want = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    if ((e->reg[fd] & REG_ON) && (e->reg[fd] & REG_EVENTS) == want) {
+        e->reg[fd] &= ~REG_PARKED;
+        return 0;
+    }
+    if (epoll_set(e, fd, want) != 0)
         log_err("epoll_ctl: %s", strerror(errno));
-    else if (!sockp)
-        curl_multi_assign(e->multi, fd, e); /* any non-NULL marks "registered" */
     return 0;
 }
 
@@ -759,14 +869,19 @@ static void wait_events(struct engine *e, int ms)
     int running;
     int n = epoll_wait(e->epfd, evs, 64, ms);
     for (int i = 0; i < n; i++) {
-        if (evs[i].data.fd == e->wakefd) {
+        int fd = evs[i].data.fd;
+        if (fd == e->wakefd) {
             drain_wakeups(e);
+            continue;
+        }
+        if ((size_t)fd < e->nreg && (e->reg[fd] & REG_PARKED)) {
+            epoll_drop(e, fd); /* curl will find the connection dead when it reuses it */
             continue;
         }
         int flags = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
                     (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
                     (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
-        curl_multi_socket_action(e->multi, evs[i].data.fd, flags, &running);
+        curl_multi_socket_action(e->multi, fd, flags, &running);
     }
     if (app_now_us() >= e->curl_due_us) {
         e->curl_due_us = INT64_MAX;
@@ -788,6 +903,9 @@ static void hang(struct engine *e)
 static void *engine_main(void *arg)
 {
     struct engine *e = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "bw-http%d", e->index);
+    app_name_thread(name);
 
     while (!atomic_load(&e->stop)) {
         atomic_fetch_add(&e->a->beat_worker[e->index], 1);

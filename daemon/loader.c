@@ -148,6 +148,7 @@ static void advance(struct loader *l, int32_t p, int64_t next)
 static void *loader_main(void *arg)
 {
     struct app *a = arg;
+    app_name_thread("bw-state");
     struct loader *l = a->loader;
 
     while (!atomic_load(&l->stop)) {

@@ -16,6 +16,12 @@ int64_t app_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+void app_name_thread(const char *name)
+{
+    /* best effort: only diagnostics depend on it */
+    (void)pthread_setname_np(pthread_self(), name);
+}
+
 int64_t app_epoch_ms(void)
 {
     struct timespec ts;

@@ -226,6 +226,7 @@ static int refresh_once(struct token *t, char *err, size_t errlen)
 static void *refresh_main(void *arg)
 {
     struct token *t = arg;
+    app_name_thread("bw-token");
     int64_t backoff = RETRY_MIN_US;
 
     pthread_mutex_lock(&t->lock);
