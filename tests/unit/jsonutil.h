@@ -56,6 +56,20 @@ static inline size_t ju_count(json_object *o)
     return o && json_object_is_type(o, json_type_object) ? (size_t)json_object_object_length(o) : 0;
 }
 
+/* The members of o are exactly keys[0..n), in that order (json-c keeps the order
+ * of the text). */
+static inline bool ju_key_order(json_object *o, const char *const *keys, size_t n)
+{
+    if (ju_count(o) != n)
+        return false;
+    struct json_object_iterator it = json_object_iter_begin(o);
+    struct json_object_iterator end = json_object_iter_end(o);
+    for (size_t i = 0; i < n; i++, json_object_iter_next(&it))
+        if (json_object_iter_equal(&it, &end) || strcmp(json_object_iter_peek_name(&it), keys[i]))
+            return false;
+    return json_object_iter_equal(&it, &end);
+}
+
 #define CHECK_JSTR(o, key, want) CHECK_EQ_STR(ju_str((o), (key)), (want))
 #define CHECK_JNULL(o, key)                                                                        \
     check_true_(ju_is_null((o), (key)), #o "." key " is null", __FILE__, __LINE__)

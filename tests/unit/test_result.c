@@ -1,6 +1,7 @@
 /* Unit tests for common/result.c: the SPEC §6 result record and the SPEC §4
- * state record, parsed back with json-c: every key, nulls, the error
- * object, the source object and the timestamp format. */
+ * state record, parsed back with json-c: every key in its order, nulls,
+ * the error object, the source object, the timestamp format and escaped
+ * free text. */
 #include "check.h"
 #include "jsonutil.h"
 #include "result.h"
@@ -33,6 +34,7 @@ static json_object *to_json(const struct res_record *r)
         for (size_t i = 0; i < N_RESULT_KEYS; i++)
             if (!CHECK(ju_get(o, result_keys[i], &(json_object *){NULL})))
                 fprintf(stderr, "  missing key %s\n", result_keys[i]);
+        CHECK(ju_key_order(o, result_keys, N_RESULT_KEYS)); /* the SPEC §6 order */
     }
     return o;
 }
@@ -266,6 +268,58 @@ static void test_names_and_time(void)
               "result.c res_format_time() leaves out unterminated when outlen < 20");
 }
 
+/* Free text (an API error message, a display name) with every control
+ * byte, quotes, backslashes, '/', DEL and UTF-8 comes back byte for byte;
+ * a long one grows the record past its first buffer. */
+static void test_escaping(void)
+{
+    char msg[128];
+    size_t n = 0;
+    for (int c = 1; c < 0x20; c++)
+        msg[n++] = (char)c;
+    const char *rest = " \"quoted\" back\\slash a/b \x7f caf\xc3\xa9 \xe2\x82\xac";
+    memcpy(msg + n, rest, strlen(rest) + 1);
+
+    struct res_record r = {
+        .event_id = "e\"1\"",
+        .outcome = RES_FAILED,
+        .http_status = 400,
+        .error_kind = "permanent",
+        .error_message = msg,
+        .note = "a\\b",
+        .source = {"t/x", 1, 2},
+    };
+    json_object *o = to_json(&r), *e;
+    CHECK_JSTR(o, "eventId", "e\"1\"");
+    CHECK_JSTR(o, "note", "a\\b");
+    if (CHECK(ju_get(o, "error", &e)))
+        CHECK_JSTR(e, "message", msg);
+    check_source(o, "t/x", 1, 2);
+    json_object_put(o);
+
+    static char long_msg[8 * 1024];
+    for (size_t i = 0; i < sizeof(long_msg) - 1; i++)
+        long_msg[i] = i % 64 == 63 ? '\n' : (char)('a' + i % 26);
+    long_msg[sizeof(long_msg) - 1] = '\0';
+    r.error_message = long_msg;
+    o = to_json(&r);
+    if (CHECK(ju_get(o, "error", &e)))
+        CHECK_JSTR(e, "message", long_msg);
+    json_object_put(o);
+
+    struct res_state s = {.workspace_id = "W1", .user_id = "u\\1", .display_name = msg};
+    size_t len = 0;
+    char *txt = res_state_to_json(&s, &len);
+    o = txt ? ju_parse(txt, len) : NULL;
+    if (CHECK_NOT_NULL(o)) {
+        CHECK_EQ_INT(len, strlen(txt));
+        CHECK_JSTR(o, "userId", "u\\1");
+        CHECK_JSTR(o, "displayName", msg);
+    }
+    json_object_put(o);
+    free(txt);
+}
+
 static void test_state(void)
 {
     static const char *const keys[] = {
@@ -291,6 +345,7 @@ static void test_state(void)
         for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
             if (!CHECK(ju_get(o, keys[i], &(json_object *){NULL})))
                 fprintf(stderr, "  missing key %s\n", keys[i]);
+        CHECK(ju_key_order(o, keys, sizeof(keys) / sizeof(keys[0])));
         CHECK_JSTR(o, "workspaceId", "W1");
         CHECK_JSTR(o, "userId", "95547321@sp.com");
         CHECK_JSTR(o, "spEnterpriseId", "Reseller1+acme");
@@ -332,5 +387,6 @@ int main(void)
     test_rejected();
     test_names_and_time();
     test_state();
+    test_escaping();
     return check_done();
 }
