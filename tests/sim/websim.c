@@ -35,6 +35,7 @@ struct sim_opts {
     const char *tokens[SIM_MAX_TOKENS];
     size_t n_tokens;
     unsigned threads;
+    unsigned idle_timeout_s; /* idle keep-alive connections closed after this */
     const char *tls_cert;
     const char *tls_key;
     const char *faults;
@@ -361,6 +362,7 @@ static bool sim_announce(int fd, bool tls)
 static void sim_usage(FILE *f)
 {
     fprintf(f, "usage: websim [--listen ADDR:PORT] [--token TOKEN]... [--threads N]\n"
+               "              [--idle-timeout SECONDS]\n"
                "              [--tls-cert FILE --tls-key FILE] [--faults JSON] [--seed N]\n"
                "              [--refresh-token T] [--client-id ID] [--client-secret S]\n"
                "Webex for BroadWorks workspace API simulator; see tests/sim/README.md.\n");
@@ -388,6 +390,7 @@ static int sim_parse_opts(int argc, char **argv, struct sim_opts *o)
         {"listen", required_argument, NULL, 'l'},
         {"token", required_argument, NULL, 't'},
         {"threads", required_argument, NULL, 'n'},
+        {"idle-timeout", required_argument, NULL, 'I'},
         {"tls-cert", required_argument, NULL, 'c'},
         {"tls-key", required_argument, NULL, 'k'},
         {"faults", required_argument, NULL, 'f'},
@@ -404,6 +407,7 @@ static int sim_parse_opts(int argc, char **argv, struct sim_opts *o)
     memset(o, 0, sizeof *o);
     o->listen = "127.0.0.1:0";
     o->threads = 2;
+    o->idle_timeout_s = 120;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'l':
@@ -423,6 +427,13 @@ static int sim_parse_opts(int argc, char **argv, struct sim_opts *o)
                 return EXIT_USAGE;
             }
             o->threads = (unsigned)v;
+            break;
+        case 'I':
+            if (!sim_parse_uint(optarg, 86400, &v) || v == 0) {
+                fprintf(stderr, "websim: --idle-timeout must be 1..86400 seconds\n");
+                return EXIT_USAGE;
+            }
+            o->idle_timeout_s = (unsigned)v;
             break;
         case 'c':
             o->tls_cert = optarg;
@@ -565,7 +576,7 @@ static struct MHD_Daemon *sim_start_daemon(const struct sim_opts *o, int fd, cha
         flags, 0, NULL, NULL, sim_handler, NULL, MHD_OPTION_EXTERNAL_LOGGER, sim_mhd_log,
         NULL, /* must be first */
         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)4096,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_NOTIFY_COMPLETED,
+        MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
         sim_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, sim_conn_notify, NULL,
         MHD_OPTION_UNESCAPE_CALLBACK, sim_unescape, NULL, MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
 }
