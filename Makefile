@@ -55,7 +55,7 @@ BENCH_OUT ?= bench/results
 bench:
 	@bench/deps.sh
 	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
-	cmake --build build-release -j $(JOBS) --target bwprovd mockkafka websim
+	cmake --build build-release -j $(JOBS) --target bwprovd mockkafka websim curlfloor
 	/usr/bin/python3 bench/bench.py --build build-release --out $(BENCH_OUT) $(BENCH_FLAGS)
 	@echo "bench: results in $(BENCH_OUT)/results.json"
 

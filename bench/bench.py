@@ -33,7 +33,9 @@ Scenarios (each repeated --reps times, default 3; median, min and max):
   Connections the daemon opened to the simulator are counted by sampling its
   sockets (and, with perf, its connect() calls) to show connection reuse.
   With perf (full mode, unless --no-profile) one extra run per protocol is
-  profiled (perf record -g) and the top symbols are kept.
+  profiled (perf record -g) and the top symbols are kept. bench/curlfloor
+  then makes the same requests with libcurl alone (same options, same
+  in-flight limit, same simulator): the floor of the daemon's cost.
 * memory.backlog: a backlog of events produced before the daemon starts
   (drained from READY on); peak RSS = VmHWM of the process at the end.
 * memory.state_table: state records in bwprovd's format produced straight
@@ -1021,9 +1023,35 @@ def cpu_runs(ctx, rig, label):
         "connect_calls": (sum(r["connect_calls"] for r in runs)
                           if all(r["connect_calls"] is not None for r in runs) else None),
     }
+    res["curl_floor"] = curl_floor(ctx, rig)
     if ctx.profile:
         res["profile"] = profile_run(ctx, rig, label)
     return res
+
+
+def curl_floor(ctx, rig):
+    """libcurl alone (bench/curlfloor): the daemon's requests, same options,
+    same in-flight limit, against the same simulator, nothing else; the
+    daemon cannot spend less CPU per event than this."""
+    if not os.access(ctx.curlfloor, os.X_OK):
+        return {"skipped": "%s is not built" % ctx.curlfloor}
+    n = choose_n(ctx, 0, ctx.p["cpu_mif"], ctx.p["cpu_s"])
+    argv = [ctx.curlfloor, "--url", rig.sim.base_url, "--requests", str(n),
+            "--in-flight", str(ctx.p["cpu_mif"]), "--token", rig.sim.token]
+    if rig.tls:
+        argv += ["--ca", ctx.tls_files()[2]]
+    runs = []
+    for rep in range(ctx.p["reps"]):
+        r = run_cmd(argv + ["--tag", ctx.tag("f%d" % rep)], timeout=300, check=False)
+        try:
+            runs.append(json.loads(r.stdout.decode()))
+        except ValueError:
+            return {"error": "curlfloor: %s" % r.stderr.decode("utf-8", "replace")[-300:]}
+    us = spread([x["us_per_request"] for x in runs])
+    say("curl floor %s: %.1f us CPU per request (libcurl alone)",
+        "https" if rig.tls else "http", us["median"] or 0)
+    return {"us_per_request": us, "requests_per_s": spread([x["requests_per_s"] for x in runs]),
+            "runs": runs}
 
 
 def profile_run(ctx, rig, label):
@@ -1626,13 +1654,27 @@ def measured_targets(res):
         "latency_p99_overhead_ms": get("event_latency", "overhead_ms", "p99"),
         "rate_limit_retry_after_violations": ra_violations(),
     }
+    # what the daemon cannot beat on this machine, next to its figure
+    floors = {
+        "cpu_us_per_event_http": ("libcurl alone (bench/curlfloor)",
+                                  get("cpu_cost", "http", "curl_floor", "us_per_request")),
+        "cpu_us_per_event_https": ("libcurl alone (bench/curlfloor)",
+                                   get("cpu_cost", "https", "curl_floor", "us_per_request")),
+        "latency_p99_overhead_ms": ("Kafka alone, kcat to kcat (p99)",
+                                    get("event_latency", "kafka_alone_ms", "p99_ms")),
+    }
     out = []
     for key, desc, unit, op, limit in TARGETS:
         v = vals.get(key)
         med = v.get("median") if isinstance(v, dict) else None
         met = None if med is None else (med >= limit if op == ">=" else med <= limit)
-        out.append({"key": key, "what": desc, "unit": unit, "target": "%s %s" % (op, limit),
-                    "measured": v, "met": met})
+        t = {"key": key, "what": desc, "unit": unit, "target": "%s %s" % (op, limit),
+             "measured": v, "met": met}
+        floor = floors.get(key)
+        if floor and floor[1] is not None:
+            f = floor[1]
+            t["floor"] = {"what": floor[0], "value": f.get("median") if isinstance(f, dict) else f}
+        out.append(t)
     return out
 
 
@@ -1783,6 +1825,7 @@ class Ctx:
         self.mockkafka = os.environ.get("MOCKKAFKA") or os.path.join(build, "tests", "kafka",
                                                                      "mockkafka")
         self.websim = os.environ.get("WEBSIM") or os.path.join(build, "tests", "sim", "websim")
+        self.curlfloor = os.environ.get("CURLFLOOR") or os.path.join(build, "bench", "curlfloor")
         for path in (self.bwprovd, self.mockkafka, self.websim):
             if not os.access(path, os.X_OK):
                 raise SystemExit("bench: %s is missing; build first (make bench)" % path)
@@ -1950,6 +1993,9 @@ def print_report(res, path):
             v["median"], v["min"], v["max"], t["unit"])
         print("%-48s %-10s %-28s %s" % (t["what"], t["target"], meas,
                                         {True: "yes", False: "NO", None: "?"}[t["met"]]))
+        if t.get("floor") and t["floor"]["value"] is not None:
+            print("  %-46s %-10s %.4g %s" % (t["floor"]["what"], "", t["floor"]["value"],
+                                             t["unit"]))
 
 
 def main(argv=None):

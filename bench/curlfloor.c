@@ -7,14 +7,15 @@
  * nothing else, so the closing note can say how much of the target libcurl
  * leaves: POST BASE/broadworks/workspaces with the daemon's body and
  * headers, the options daemon/engine.c sets, curl's multi socket interface
- * on epoll as engine.c drives it, easy handles reused (curl_easy_reset, then
- * every option again, as engine.c does; --no-reset skips the reset), K
+ * on epoll as engine.c drives it, easy handles reused (every option set
+ * again per request; --reset adds a curl_easy_reset before, as bwprovd
+ * did until it kept the fixed options on the handle), K
  * transfers in flight on kept-alive connections. No Kafka, no JSON library,
  * no state table: the daemon cannot spend less than this per event while it
  * makes its requests with libcurl.
  *
  *   curlfloor --url BASE --requests N [--in-flight K] [--token TOKEN]
- *             [--ca FILE] [--threads T] [--tag TAG] [--no-reset]
+ *             [--ca FILE] [--threads T] [--tag TAG] [--reset]
  *
  * A warm-up of K requests first opens the connections (and makes the TLS
  * handshakes). The N measured requests then give one JSON line on stdout:
@@ -448,7 +449,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: curlfloor --url BASE --requests N [--in-flight K (256)]\n"
                  "                 [--token TOKEN (" DEFAULT_TOKEN ")] [--ca FILE]\n"
-                 "                 [--threads T (1)] [--tag TAG] [--no-reset]\n"
+                 "                 [--threads T (1)] [--tag TAG] [--reset]\n"
                  "POSTs N workspaces to BASE/broadworks/workspaces as bwprovd does, after a\n"
                  "warm-up of K, and prints the CPU libcurl spent per request as JSON.\n");
 }
@@ -523,7 +524,7 @@ static int parse_args(int argc, char **argv, struct config *c)
                                              {"ca", required_argument, NULL, 'c'},
                                              {"threads", required_argument, NULL, 'T'},
                                              {"tag", required_argument, NULL, 'g'},
-                                             {"no-reset", no_argument, NULL, 'R'},
+                                             {"reset", no_argument, NULL, 'R'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     const char *base = NULL, *token = DEFAULT_TOKEN, *tag = NULL;
@@ -531,7 +532,7 @@ static int parse_args(int argc, char **argv, struct config *c)
     bool ok = true;
     c->in_flight = 256;
     c->threads = 1;
-    c->reset = true;
+    c->reset = false;
     while ((o = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (o) {
         case 'u':
@@ -556,7 +557,7 @@ static int parse_args(int argc, char **argv, struct config *c)
             tag = optarg;
             break;
         case 'R':
-            c->reset = false;
+            c->reset = true;
             break;
         case 'h':
             usage(stdout);
