@@ -987,7 +987,8 @@ static void engine_free(struct engine *e)
     free_list(e->blocked_head);
     free_list(e->auth_wait);
     if (e->multi)
-        curl_multi_cleanup(e->multi);
+        curl_multi_cleanup(e->multi); /* closes pooled connections: on_close() */
+    free(e->reg);
     if (e->epfd >= 0)
         close(e->epfd);
     if (e->wakefd >= 0)
