@@ -1368,10 +1368,12 @@ def scenario_latency(ctx):
             base_res = rig.kafka.end_offsets(RESULTS)
             seq0 = last_seq(rig.sim)
             cpu = CpuMeter(rig.pids()).start()
+            log_at = os.path.getsize(rig.d.log_path)
             took = rig.kafka.produce_paced(EVENTS, lines, rate)
             wait_for(lambda: rig.kafka.count_since(RESULTS, base_res) >= n, 120, 0.2,
                      "latency results")
             usage = cpu.stop()
+            rebalances = count_rebalances(rig.d.log_path, log_at)
             ev = {(r[0], r[1]): int(r[2]) for r in rig.kafka.read_since(EVENTS, base_ev, "%T")}
             res = rig.kafka.read_since(RESULTS, base_res, "%T\t%s")
             sim_us = collections.defaultdict(int)
@@ -1404,13 +1406,15 @@ def scenario_latency(ctx):
                                  "p99": pctl(over, 99), "max": over[-1] if over else None},
                  "e2e_ms": {"p50": pctl(e2e, 50), "p99": pctl(e2e, 99)},
                  "kafka_in_ms": {"p50": pctl(consume, 50), "p99": pctl(consume, 99)},
-                 "in_daemon_minus_sim_ms": {"p50": pctl(inside, 50), "p99": pctl(inside, 99)}}
+                 "in_daemon_minus_sim_ms": {"p50": pctl(inside, 50), "p99": pctl(inside, 99)},
+                 "rebalances_during_run": rebalances}
             if len(over) < 0.8 * n * (1 - p["latency_warmup_s"] / p["latency_s"]):
                 r["error"] = "only %d of %d events matched" % (len(over), n)
             runs.append(r)
             say("latency run %d: %d events at %.0f/s, own overhead p50 %.1f ms, p99 %.1f ms "
-                "(Kafka in p99 %s ms)", rep + 1, n, rate, r["overhead_ms"]["p50"] or -1,
-                r["overhead_ms"]["p99"] or -1, r["kafka_in_ms"]["p99"])
+                "(Kafka in p99 %s ms, inside the daemon p99 %s ms, %d rebalance log lines)",
+                rep + 1, n, rate, r["overhead_ms"]["p50"] or -1, r["overhead_ms"]["p99"] or -1,
+                r["kafka_in_ms"]["p99"], rnd(r["in_daemon_minus_sim_ms"]["p99"]), rebalances)
             if rep == p["reps"] - 1:
                 floor = kafka_floor(ctx, rig, rate, min(5.0, p["latency_s"]))
                 say("Kafka alone (kcat to kcat through the mock cluster, same rate): p50 %.1f "
@@ -1428,6 +1432,15 @@ def scenario_latency(ctx):
             "runs": runs,
             "overhead_ms": {k: spread([r["overhead_ms"][k] for r in runs])
                             for k in ("p50", "p90", "p99", "max")}}
+
+
+def count_rebalances(log_path, offset):
+    """Partition assignments and revocations the daemon logged after offset
+    (a rebalance stops consumption for a while: it explains a tail)."""
+    with open(log_path, "rb") as f:
+        f.seek(offset)
+        text = f.read().decode("utf-8", "replace")
+    return len(re.findall(r'msg="(?:assigned|revoked|lost) \d+ partition', text))
 
 
 def kafka_floor(ctx, rig, rate, secs):
