@@ -17,6 +17,10 @@
 #endif
 
 #define POLL_MS 50
+/* Backpressure: a full pipeline first only stops taking messages (hold);
+ * partitions are paused when that lasts PAUSE_AFTER_US. */
+#define HOLD_POLL_MS 5
+#define PAUSE_AFTER_US 1000000
 #define LAG_EVERY_US 1000000
 
 struct cpart {
@@ -32,6 +36,7 @@ struct consumer {
     int n_owned;
     bool any_dirty;
     bool bp_paused;    /* paused for backpressure */
+    int64_t full_since_us; /* pending reached max_pending (0: it is below) */
     bool need_barrier; /* a new assignment waits for state catch-up */
     bool barrier_set;
     bool load_released; /* release_load_memory() ran */
@@ -358,17 +363,40 @@ static void on_consumer_error(struct app *a, const rd_kafka_message_t *m)
 
 /* --- loop --- */
 
+/* Backpressure in two steps. While the pipeline is full the loop only
+ * stops taking messages: librdkafka's own queue (bounded by
+ * queued.max.messages.kbytes) keeps what it fetched, and taking resumes
+ * the moment an event finishes. Pausing the partitions would throw that
+ * queue away, and librdkafka 2.0 fetches a resumed partition only when its
+ * broker thread next looks, up to a second later (measured: 0.7 s a cycle,
+ * the pipeline running dry meanwhile). So partitions are paused only when
+ * the pipeline stays full for PAUSE_AFTER_US (the API is slow or down),
+ * where polling has to go on for rebalances; resumed below half. */
+static bool holding(struct app *a)
+{
+    struct consumer *c = a->cons;
+    if (c->bp_paused || atomic_load(&a->pending) < a->cfg.pipeline_max_pending) {
+        c->full_since_us = 0;
+        return false;
+    }
+    if (!c->full_since_us)
+        c->full_since_us = app_now_us();
+    return true;
+}
+
 static void backpressure(struct app *a)
 {
     struct consumer *c = a->cons;
     long pending = atomic_load(&a->pending);
 
-    if (!c->bp_paused && pending >= a->cfg.pipeline_max_pending) {
+    if (!c->bp_paused && c->full_since_us &&
+        app_now_us() - c->full_since_us >= PAUSE_AFTER_US) {
         rd_kafka_topic_partition_list_t *l = assigned_list(a, false);
         set_paused(a, l, true);
         rd_kafka_topic_partition_list_destroy(l);
         c->bp_paused = true;
-        log_debug("paused: %ld events pending", pending);
+        c->full_since_us = 0;
+        log_debug("paused: %ld events pending for %d ms", pending, PAUSE_AFTER_US / 1000);
     } else if (c->bp_paused && pending < a->cfg.pipeline_max_pending / 2 &&
                !atomic_load(&a->stopping)) {
         rd_kafka_topic_partition_list_t *l = assigned_list(a, false);
@@ -478,15 +506,20 @@ static void *consumer_main(void *arg)
         }
         if (stopping && drained(a))
             break;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(a->consumer, POLL_MS);
-        if (m) {
-            if (m->err)
-                on_consumer_error(a, m);
-            else
-                on_message(a, m);
-            rd_kafka_message_destroy(m);
+        if (!stopping && holding(a)) {
+            /* delivery reports finish events: wait for them instead */
+            rd_kafka_poll(a->producer, HOLD_POLL_MS);
+        } else {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(a->consumer, POLL_MS);
+            if (m) {
+                if (m->err)
+                    on_consumer_error(a, m);
+                else
+                    on_message(a, m);
+                rd_kafka_message_destroy(m);
+            }
+            rd_kafka_poll(a->producer, 0);
         }
-        rd_kafka_poll(a->producer, 0);
         store_offsets(a);
         if (!stopping) {
             backpressure(a);

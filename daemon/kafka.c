@@ -106,11 +106,12 @@ static const struct kdefault kdefaults[] = {
     {C, true, "enable.auto.offset.store", "false"}, /* only finished offsets are stored */
     {C, false, "auto.offset.reset", "earliest"},
     /* librdkafka prefetches up to 64 MiB per consumer by default: with a
-     * backlog that is most of the daemon's memory. 4 MiB still holds about
-     * 12,000 typical events, more than pipeline.max_pending lets in. The
-     * loader keeps more: the state table loads at start-up, as fast as
+     * backlog that is most of the daemon's memory. 2 MiB hold about 6,000
+     * typical events; the pipeline's own pipeline.max_pending events cover
+     * the time librdkafka takes to fetch again (consumer.c, backpressure).
+     * The loader keeps more: the state table loads at start-up, as fast as
      * possible, and its buffers are given back afterwards (consumer.c). */
-    {C, false, "queued.max.messages.kbytes", "4096"},
+    {C, false, "queued.max.messages.kbytes", "2048"},
     {L, false, "queued.max.messages.kbytes", "65536"},
     {L, true, "enable.auto.commit", "false"},
     {L, true, "enable.partition.eof", "true"},
