@@ -35,9 +35,9 @@ struct consumer {
     int32_t owned[APP_MAX_PARTITIONS]; /* assigned partitions, unordered */
     int n_owned;
     bool any_dirty;
-    bool bp_paused;    /* paused for backpressure */
+    bool bp_paused;        /* paused for backpressure */
     int64_t full_since_us; /* pending reached max_pending (0: it is below) */
-    bool need_barrier; /* a new assignment waits for state catch-up */
+    bool need_barrier;     /* a new assignment waits for state catch-up */
     bool barrier_set;
     bool load_released; /* release_load_memory() ran */
     int64_t drain_deadline_us;
@@ -389,8 +389,7 @@ static void backpressure(struct app *a)
     struct consumer *c = a->cons;
     long pending = atomic_load(&a->pending);
 
-    if (!c->bp_paused && c->full_since_us &&
-        app_now_us() - c->full_since_us >= PAUSE_AFTER_US) {
+    if (!c->bp_paused && c->full_since_us && app_now_us() - c->full_since_us >= PAUSE_AFTER_US) {
         rd_kafka_topic_partition_list_t *l = assigned_list(a, false);
         set_paused(a, l, true);
         rd_kafka_topic_partition_list_destroy(l);
