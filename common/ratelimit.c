@@ -7,7 +7,6 @@
 
 #define US 1000000.0
 #define RECOVER_PER_S 0.10 /* of the ceiling, per second without a 429 */
-#define LIFT_FACTOR 2.0    /* unlimited again once allowed > 2x demand */
 
 struct rl {
     pthread_mutex_t lock;
@@ -67,20 +66,28 @@ static double demand(const struct rl *r)
     return r->prev_count > r->win_count ? r->prev_count : r->win_count;
 }
 
+/* Additive increase, one step a quiet second, up to the ceiling. When
+ * unlimited, a second at the ceiling (the rate that drew the 429) without a
+ * new 429 lifts the limit: demand cannot show more, as the limiter itself
+ * holds it there, and a further 429 halves it again. (Waiting for demand
+ * to fall below the ceiling pinned a backlog at 1/s after a 429 that came
+ * while almost nothing was being sent: ceiling and floor were both 1/s.) */
 static void recover(struct rl *r, int64_t now)
 {
-    if (r->allowed <= 0 || r->allowed >= r->ceiling)
+    if (r->allowed <= 0)
         return;
     double secs = (double)(now - r->recover_us) / US;
     if (secs < 1)
         return;
     r->recover_us = now;
-    r->allowed += r->ceiling * RECOVER_PER_S * secs;
     if (r->allowed >= r->ceiling) {
-        r->allowed = r->ceiling;
-        if (r->configured == 0 && r->allowed >= LIFT_FACTOR * demand(r))
+        if (r->configured == 0)
             r->allowed = r->ceiling = 0; /* back to unlimited */
+        return;
     }
+    r->allowed += r->ceiling * RECOVER_PER_S * secs;
+    if (r->allowed > r->ceiling)
+        r->allowed = r->ceiling;
 }
 
 static void refill(struct rl *r, int64_t now)

@@ -8,8 +8,8 @@
  *  - every second without a 429 it grows by a tenth of its ceiling
  *    (additive increase), so full speed comes back after ~10 quiet seconds,
  *    not at once (which would trigger the next 429 storm);
- *  - when unlimited, the limit is lifted once the allowed rate is well
- *    above what is being asked for.
+ *  - when unlimited, the limit is lifted after a quiet second back at the
+ *    rate that drew the 429 (a further 429 halves it again).
  *
  * Time is passed in (µs, monotonic) so the policy is unit-testable.
  * Thread-safe (a mutex; calls are O(1)). */
