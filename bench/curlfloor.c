@@ -7,12 +7,14 @@
  * nothing else, so the closing note can say how much of the target libcurl
  * leaves: POST BASE/broadworks/workspaces with the daemon's body and
  * headers, the options daemon/engine.c sets, curl's multi socket interface
- * on epoll as engine.c drives it, easy handles reused (every option set
- * again per request; --reset adds a curl_easy_reset before, as bwprovd
- * did until it kept the fixed options on the handle), K
- * transfers in flight on kept-alive connections. No Kafka, no JSON library,
- * no state table: the daemon cannot spend less than this per event while it
- * makes its requests with libcurl.
+ * on epoll as engine.c drives it, easy handles reused with their fixed
+ * options (--reset adds a curl_easy_reset and sets them again per
+ * request, as bwprovd did before), K transfers in flight on kept-alive
+ * connections. No Kafka, no JSON library, no state table: the daemon
+ * cannot spend much less than this per event while it makes its requests
+ * with libcurl. One difference, on the daemon's side: its workers keep an
+ * idle pooled connection in the epoll set between requests, saving the two
+ * epoll_ctl calls a request that this plain socket callback makes.
  *
  *   curlfloor --url BASE --requests N [--in-flight K] [--token TOKEN]
  *             [--ca FILE] [--threads T] [--tag TAG] [--reset]
@@ -173,35 +175,47 @@ static bool set_callbacks(struct xfer *x)
            curl_easy_setopt(h, CURLOPT_PREREQDATA, x) == CURLE_OK;
 }
 
-/* engine.c's set_options() and http_set_ca(), option for option. */
-static bool set_options(struct xfer *x)
+/* engine.c's set_fixed_options() and http_set_ca(), option for option:
+ * set once per handle (and again after --reset). */
+static bool set_fixed_options(struct xfer *x)
 {
     const struct config *c = x->w->cfg;
     CURL *h = x->easy;
-    bool ok = curl_easy_setopt(h, CURLOPT_URL, c->url) == CURLE_OK &&
-              curl_easy_setopt(h, CURLOPT_HTTPHEADER, &x->n_auth) == CURLE_OK &&
-              curl_easy_setopt(h, CURLOPT_USERAGENT, "curlfloor/" BWPROVD_VERSION) == CURLE_OK &&
+    bool ok = curl_easy_setopt(h, CURLOPT_USERAGENT, "curlfloor/" BWPROVD_VERSION) == CURLE_OK &&
               set_callbacks(x) && curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
-              curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, TIMEOUT_MS) == CURLE_OK &&
-              curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS) == CURLE_OK &&
               curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS) == CURLE_OK &&
               curl_easy_setopt(h, CURLOPT_PIPEWAIT, c->https ? 1L : 0L) == CURLE_OK &&
               curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
-              curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK &&
-              curl_easy_setopt(h, CURLOPT_POSTFIELDS, x->body) == CURLE_OK &&
-              curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, x->body_len) == CURLE_OK;
+              curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
     if (ok && c->ca)
         ok = curl_easy_setopt(h, CURLOPT_CAINFO, c->ca) == CURLE_OK &&
              (!c->capath[0] || curl_easy_setopt(h, CURLOPT_CAPATH, c->capath) == CURLE_OK);
     return ok;
 }
 
+/* engine.c's set_request_options(): what changes per request. */
+static bool set_request_options(struct xfer *x)
+{
+    const struct config *c = x->w->cfg;
+    CURL *h = x->easy;
+    return curl_easy_setopt(h, CURLOPT_URL, c->url) == CURLE_OK &&
+           curl_easy_setopt(h, CURLOPT_HTTPHEADER, &x->n_auth) == CURLE_OK &&
+           curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, TIMEOUT_MS) == CURLE_OK &&
+           curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS) == CURLE_OK &&
+           curl_easy_setopt(h, CURLOPT_POSTFIELDS, x->body) == CURLE_OK &&
+           curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, x->body_len) == CURLE_OK &&
+           curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL) == CURLE_OK;
+}
+
 static int start_request(struct xfer *x, long i)
 {
-    if (x->w->cfg->reset)
+    bool fixed = true;
+    if (x->w->cfg->reset) {
         curl_easy_reset(x->easy);
+        fixed = set_fixed_options(x);
+    }
     x->errbuf[0] = '\0';
-    if (set_request(x, i) != 0 || !set_options(x)) {
+    if (!fixed || set_request(x, i) != 0 || !set_request_options(x)) {
         fprintf(stderr, "curlfloor: cannot set up request %ld\n", i);
         return -1;
     }
@@ -378,7 +392,7 @@ static int worker_init(struct worker *w, const struct config *cfg, long slots)
         return -1;
     for (w->nx = 0; w->nx < slots; w->nx++) {
         w->xfers[w->nx].w = w;
-        if (!(w->xfers[w->nx].easy = curl_easy_init()))
+        if (!(w->xfers[w->nx].easy = curl_easy_init()) || !set_fixed_options(&w->xfers[w->nx]))
             return -1;
     }
     /* engine_new(): multiplexing only over TLS (HTTP/2 via ALPN); no host
