@@ -813,7 +813,8 @@ class Daemon:
     CREDENTIALS_DIRECTORY are removed from its environment (unless given in
     ``env``), so it logs logfmt to stderr.
 
-    Attributes: ``config_path``, ``token_path``, ``log_path``, ``proc``,
+    Attributes: ``config_path``, ``token_path``, ``log_path``,
+    ``state_dir`` (its $STATE_DIRECTORY), ``proc``,
     ``pid``, ``returncode``, ``run`` (number of starts), ``started_at``
     (monotonic), ``notifications`` (list of Notification, all runs).
 
@@ -840,6 +841,8 @@ class Daemon:
         self.token_path = os.path.join(self.dir, "token")
         self.log_path = os.path.join(self.dir, "stderr.log")
         self.stdout_path = os.path.join(self.dir, "stdout.log")
+        self.state_dir = os.path.join(self.dir, "state")
+        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
         self.config = dict(config or {})
         self.overrides = dict(overrides or {})
         self.args = list(args)
@@ -914,6 +917,10 @@ class Daemon:
                     k.startswith("WATCHDOG_") or k.startswith("LISTEN_"):
                 del env[k]
         env["NOTIFY_SOCKET"] = self._notify.address
+        # As systemd's StateDirectory= does: the daemon keeps its journal
+        # of state records there (one directory per Daemon, kept across
+        # its restarts, as on a real host).
+        env["STATE_DIRECTORY"] = self.state_dir
         if self.watchdog_usec is not None:
             env["WATCHDOG_USEC"] = str(int(self.watchdog_usec))
         for k, v in self.extra_env.items():
