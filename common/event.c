@@ -1,6 +1,8 @@
 /* event: see event.h. */
 #include "event.h"
 
+#include "wsid.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,6 +207,12 @@ static int parse_workspace(struct ctx *c, json_object *ws, struct ev_event *ev)
                 &ev->phone) ||
         get_str(c, ws, "extension", "workspace.extension", EV_MAX_EXTENSION, false, &ev->extension))
         return -1;
+    /* An empty optional string asks for "no value": a provision simply
+     * leaves the field out; an update sends "" so Webex clears it. */
+    if (prov && ev->phone && !*ev->phone)
+        ev->phone = NULL;
+    if (prov && ev->extension && !*ev->extension)
+        ev->extension = NULL;
     if (ev->type == EV_UPDATE) {
         if (get_str(c, ws, "newUserId", "workspace.newUserId", EV_MAX_USER_ID, false,
                     &ev->new_user_id))
@@ -241,8 +249,12 @@ static int parse_object(struct ctx *c, json_object *root, struct ev_event *ev)
     if (ev->type != EV_PROVISION && get_str(c, root, "workspaceId", "workspaceId",
                                             EV_MAX_WORKSPACE_ID, false, &ev->workspace_id))
         return -1;
-    if (ev->workspace_id && ev->workspace_id[0] == '\0')
-        return reject(c, "field %s must not be empty", "workspaceId");
+    /* It becomes a path segment: it must name one workspace and nothing
+     * else (no "..", no "/"). */
+    const char *bad =
+        ev->workspace_id ? wsid_check(ev->workspace_id, strlen(ev->workspace_id)) : NULL;
+    if (bad)
+        return reject(c, "field workspaceId %s", bad);
     return 0;
 }
 

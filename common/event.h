@@ -16,7 +16,7 @@ enum ev_type { EV_NONE = 0, EV_PROVISION, EV_UPDATE, EV_REMOVE };
 #define EV_MAX_EXTENSION 32
 #define EV_MAX_PROVISIONING_ID 1024
 #define EV_MAX_ENTERPRISE_ID 256
-#define EV_MAX_WORKSPACE_ID 512
+#define EV_MAX_WORKSPACE_ID 256 /* the API's maxLength for {workspaceId} */
 /* Largest event accepted at all, before parsing. */
 #define EV_MAX_BYTES (64 * 1024)
 

@@ -19,6 +19,16 @@ struct ks_key {
 
 struct ks {
     struct hmap map;
+    struct ks_barrier *barriers; /* every live barrier, for ks_clear() */
+};
+
+struct ks_barrier {
+    struct ks_job job; /* first: it sits in the key's FIFO as a job */
+    struct ks_barrier *prev, *next;
+    bool holding;  /* it has the key's turn */
+    bool released; /* its work is over: pass the turn on when it comes */
+    size_t keylen;
+    char key[];
 };
 
 static bool key_eq(const struct hmap_node *n, const char *key, size_t len)
@@ -37,6 +47,17 @@ struct ks *ks_new(void)
     return ks;
 }
 
+static void barrier_unlink(struct ks *ks, struct ks_barrier *b)
+{
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        ks->barriers = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    free(b);
+}
+
 static void free_key(struct hmap_node *n, void *arg)
 {
     (void)arg;
@@ -47,6 +68,8 @@ void ks_free(struct ks *ks)
 {
     if (!ks)
         return;
+    while (ks->barriers)
+        barrier_unlink(ks, ks->barriers);
     hmap_foreach(&ks->map, free_key, NULL);
     hmap_destroy(&ks->map);
     free(ks);
@@ -81,18 +104,58 @@ struct ks_job *ks_done(struct ks *ks, const char *key, size_t keylen)
     uint64_t h = hmap_hash(key, keylen);
     struct ks_key *k = (struct ks_key *)hmap_find(&ks->map, h, key, keylen, key_eq);
 
-    if (!k)
+    while (k) {
+        struct ks_job *next = k->head;
+        if (!next) {
+            hmap_remove(&ks->map, &k->node);
+            free(k);
+            return NULL;
+        }
+        k->head = next->next;
+        if (!k->head)
+            k->tail = NULL;
+        next->next = NULL;
+        if (!next->barrier)
+            return next;
+        struct ks_barrier *b = (struct ks_barrier *)next;
+        if (!b->released) {
+            b->holding = true;
+            return NULL;
+        }
+        barrier_unlink(ks, b); /* over before its turn came: the next one's turn */
+    }
+    return NULL;
+}
+
+struct ks_barrier *ks_barrier_push(struct ks *ks, const char *key, size_t keylen)
+{
+    struct ks_barrier *b = calloc(1, sizeof(*b) + keylen);
+    if (!b)
         return NULL;
-    struct ks_job *next = k->head;
-    if (!next) {
-        hmap_remove(&ks->map, &k->node);
-        free(k);
+    b->job.barrier = true;
+    b->keylen = keylen;
+    memcpy(b->key, key, keylen);
+    int r = ks_push(ks, key, keylen, &b->job);
+    if (r < 0) {
+        free(b);
         return NULL;
     }
-    k->head = next->next;
-    if (!k->head)
-        k->tail = NULL;
-    next->next = NULL;
+    b->holding = r == 1;
+    b->next = ks->barriers;
+    if (b->next)
+        b->next->prev = b;
+    ks->barriers = b;
+    return b;
+}
+
+struct ks_job *ks_barrier_release(struct ks *ks, struct ks_barrier *b)
+{
+    if (!b->holding) {
+        b->released = true;
+        return NULL;
+    }
+    struct ks_job *next = ks_done(ks, b->key, b->keylen);
+    barrier_unlink(ks, b);
     return next;
 }
 
@@ -107,7 +170,8 @@ static void clear_key(struct hmap_node *n, void *arg)
     struct ks_job *j = k->head;
     while (j) {
         struct ks_job *next = j->next;
-        c->free_job(j);
+        if (!j->barrier) /* barriers are freed from their own list */
+            c->free_job(j);
         j = next;
     }
     free(k);
@@ -117,6 +181,8 @@ void ks_clear(struct ks *ks, void (*free_job)(struct ks_job *j))
 {
     struct clear_ctx c = {free_job};
     hmap_foreach(&ks->map, clear_key, &c);
+    while (ks->barriers)
+        barrier_unlink(ks, ks->barriers);
     memset(ks->map.buckets, 0, (ks->map.mask + 1) * sizeof(*ks->map.buckets));
     ks->map.count = 0;
 }

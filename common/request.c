@@ -1,6 +1,8 @@
 /* request: see request.h. */
 #include "request.h"
 
+#include "wsid.h"
+
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,10 +31,13 @@ int req_escape_segment(const char *in, char *out, size_t outlen)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = 0;
+    /* A segment of nothing but dots would be a dot segment ("." or "..")
+     * to anything that normalises paths: its dots are encoded too. */
+    bool dots_only = in[strspn(in, ".")] == '\0';
 
     for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
         bool keep = isalnum(*p) && *p < 0x80;
-        keep = keep || *p == '-' || *p == '.' || *p == '_' || *p == '~';
+        keep = keep || *p == '-' || (*p == '.' && !dots_only) || *p == '_' || *p == '~';
         if (n + (keep ? 1 : 3) >= outlen)
             return -1;
         if (keep) {
@@ -96,7 +101,9 @@ static int set_body(struct req *r, json_object *o)
 static int set_item_path(struct req *r, const char *workspace_id)
 {
     static const char base[] = "/broadworks/workspaces/";
-    if (!workspace_id || !*workspace_id)
+    /* Whatever its origin (event, state table), an id that cannot be one
+     * segment is never sent. */
+    if (!workspace_id || wsid_check(workspace_id, strlen(workspace_id)))
         return -1;
     memcpy(r->path, base, sizeof(base));
     return req_escape_segment(workspace_id, r->path + sizeof(base) - 1,

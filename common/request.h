@@ -27,8 +27,9 @@ void req_clear(struct req *r);
  * "-._:" replaced by '_', so an event can never inject a header. */
 void req_tracking_id(const char *event_id, char *out, size_t outlen);
 
-/* Percent-encodes one path segment (RFC 3986 unreserved kept). Returns 0, or
- * -1 if out is too small. */
+/* Percent-encodes one path segment (RFC 3986 unreserved kept, except the
+ * dots of a segment made only of dots). Returns 0, or -1 if out is too
+ * small. */
 int req_escape_segment(const char *in, char *out, size_t outlen);
 
 #endif

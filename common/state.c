@@ -15,11 +15,12 @@
 
 enum { WS_NONE, WS_PACKED, WS_STRING }; /* WS_NONE: removed marker */
 
-/* 64 bytes for a typical user (15-character userId) plus 8 for its hash
- * bucket: the id packed to 16 bytes (wsid.h), the userId inline, no
+/* 80 bytes for a typical user (15-character userId) plus 16 for its two
+ * hash buckets: the id packed to 16 bytes (wsid.h), the userId inline, no
  * allocator header (entries come from the arena below). */
 struct st_entry {
-    struct hmap_node node; /* first */
+    struct hmap_node node;  /* first: by userId */
+    struct hmap_node wnode; /* by workspace id, while the user has one */
     int64_t offset;
     int32_t partition;
     int16_t topic; /* index into topics[], -1 unknown */
@@ -44,6 +45,7 @@ struct arena_block {
 struct st_table {
     pthread_rwlock_t lock;
     struct hmap map;
+    struct hmap by_ws;
     struct arena_block *blocks; /* newest first */
     size_t used;                /* bytes used in blocks, header included */
     size_t present;
@@ -57,13 +59,47 @@ static bool entry_eq(const struct hmap_node *n, const char *key, size_t len)
     return strncmp(e->user, key, len) == 0 && e->user[len] == '\0';
 }
 
+/* The workspace index is keyed by a kind byte and the packed uuid, or the
+ * kind byte and the id string, so the two forms can never be confused. */
+#define WSKEY_MAX (1 + WSID_MAX_LEN)
+static size_t ws_key(const char *id, char *key)
+{
+    uint8_t packed[16];
+    if (wsid_pack(id, packed)) {
+        key[0] = WS_PACKED;
+        memcpy(key + 1, packed, sizeof(packed));
+        return 1 + sizeof(packed);
+    }
+    size_t len = strnlen(id, WSID_MAX_LEN);
+    key[0] = WS_STRING;
+    memcpy(key + 1, id, len);
+    return 1 + len;
+}
+
+static const struct st_entry *of_wnode(const struct hmap_node *n)
+{
+    return (const struct st_entry *)((const char *)n - offsetof(struct st_entry, wnode));
+}
+
+static bool ws_eq(const struct hmap_node *n, const char *key, size_t len)
+{
+    const struct st_entry *e = of_wnode(n);
+    if ((unsigned char)key[0] != e->ws_kind)
+        return false;
+    if (e->ws_kind == WS_PACKED)
+        return len == 17 && memcmp(e->ws.packed, key + 1, 16) == 0;
+    return strlen(e->ws.str) == len - 1 && memcmp(e->ws.str, key + 1, len - 1) == 0;
+}
+
 struct st_table *st_new(void)
 {
     struct st_table *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
-    if (hmap_init(&t->map, 4096) != 0 || pthread_rwlock_init(&t->lock, NULL) != 0) {
+    if (hmap_init(&t->map, 4096) != 0 || hmap_init(&t->by_ws, 4096) != 0 ||
+        pthread_rwlock_init(&t->lock, NULL) != 0) {
         hmap_destroy(&t->map);
+        hmap_destroy(&t->by_ws);
         free(t);
         return NULL;
     }
@@ -106,6 +142,7 @@ void st_free(struct st_table *t)
         return;
     hmap_foreach(&t->map, free_ws_string, NULL);
     hmap_destroy(&t->map);
+    hmap_destroy(&t->by_ws);
     while (t->blocks) {
         struct arena_block *b = t->blocks;
         t->blocks = b->next;
@@ -160,16 +197,43 @@ static int topic_index(struct st_table *t, const char *topic, bool add)
     return t->topics[t->n_topics] ? t->n_topics++ : -1;
 }
 
+/* Whether e's source is src's topic and partition at an offset of at
+ * least min_offset; called with the lock held. */
+static bool same_at_least(struct st_table *t, const struct st_entry *e, const struct st_src *src,
+                          int64_t min_offset)
+{
+    if (!e || !src || e->topic < 0 || e->topic != topic_index(t, src->topic, false))
+        return false;
+    return e->partition == src->partition && e->offset >= min_offset;
+}
+
 bool st_applied(struct st_table *t, const char *user, const struct st_src *src)
 {
-    bool applied = false;
-
     pthread_rwlock_rdlock(&t->lock);
-    struct st_entry *e = lookup(t, user);
-    if (e && e->topic >= 0 && e->topic == topic_index(t, src->topic, false))
-        applied = e->partition == src->partition && e->offset >= src->offset;
+    bool applied = same_at_least(t, lookup(t, user), src, src->offset);
     pthread_rwlock_unlock(&t->lock);
     return applied;
+}
+
+bool st_older(struct st_table *t, const char *user, const struct st_src *src)
+{
+    pthread_rwlock_rdlock(&t->lock);
+    bool older = src && same_at_least(t, lookup(t, user), src, src->offset + 1);
+    pthread_rwlock_unlock(&t->lock);
+    return older;
+}
+
+bool st_holder(struct st_table *t, const char *workspace_id, char *user, size_t cap)
+{
+    char key[WSKEY_MAX];
+    size_t len = ws_key(workspace_id, key);
+
+    pthread_rwlock_rdlock(&t->lock);
+    struct hmap_node *n = hmap_find(&t->by_ws, hmap_hash(key, len), key, len, ws_eq);
+    if (n && cap)
+        snprintf(user, cap, "%s", of_wnode(n)->user);
+    pthread_rwlock_unlock(&t->lock);
+    return n != NULL;
 }
 
 /* Finds or creates user's entry; called with the write lock held. */
@@ -196,11 +260,40 @@ static void set_src(struct st_table *t, struct st_entry *e, const struct st_src 
 
 static void clear_ws(struct st_table *t, struct st_entry *e)
 {
+    if (e->ws_kind == WS_NONE)
+        return;
+    hmap_remove(&t->by_ws, &e->wnode);
     if (e->ws_kind == WS_STRING)
         free(e->ws.str);
-    if (e->ws_kind != WS_NONE)
-        t->present--;
+    t->present--;
     e->ws_kind = WS_NONE;
+}
+
+static void index_ws(struct st_table *t, struct st_entry *e)
+{
+    char key[WSKEY_MAX], id[WSID_MAX];
+    const char *s = e->ws.str;
+    if (e->ws_kind == WS_PACKED) {
+        wsid_unpack(e->ws.packed, id, sizeof(id));
+        s = id;
+    }
+    size_t len = ws_key(s, key);
+    hmap_insert(&t->by_ws, &e->wnode, hmap_hash(key, len));
+}
+
+/* Finds or creates user's entry for a change from src; NULL with *rc set
+ * when the change is older (1) or memory ran out (-1). Write lock held. */
+static struct st_entry *entry_for(struct st_table *t, const char *user, const struct st_src *src,
+                                  int *rc)
+{
+    struct st_entry *e = lookup(t, user);
+    if (e && src && same_at_least(t, e, src, src->offset + 1)) {
+        *rc = 1;
+        return NULL;
+    }
+    e = e ? e : upsert(t, user);
+    *rc = e ? 0 : -1;
+    return e;
 }
 
 int st_put(struct st_table *t, const char *user, const char *workspace_id, const struct st_src *src)
@@ -208,10 +301,11 @@ int st_put(struct st_table *t, const char *user, const char *workspace_id, const
     uint8_t packed[16];
     bool is_packed = wsid_pack(workspace_id, packed);
     char *str = is_packed ? NULL : strdup(workspace_id);
+    int rc;
     if (!is_packed && !str)
         return -1;
     pthread_rwlock_wrlock(&t->lock);
-    struct st_entry *e = upsert(t, user);
+    struct st_entry *e = entry_for(t, user, src, &rc);
     if (e) {
         clear_ws(t, e);
         if (is_packed)
@@ -220,24 +314,26 @@ int st_put(struct st_table *t, const char *user, const char *workspace_id, const
             e->ws.str = str;
         e->ws_kind = is_packed ? WS_PACKED : WS_STRING;
         t->present++;
+        index_ws(t, e);
         set_src(t, e, src);
     }
     pthread_rwlock_unlock(&t->lock);
     if (!e)
         free(str);
-    return e ? 0 : -1;
+    return rc;
 }
 
 int st_remove(struct st_table *t, const char *user, const struct st_src *src)
 {
+    int rc;
     pthread_rwlock_wrlock(&t->lock);
-    struct st_entry *e = upsert(t, user);
+    struct st_entry *e = entry_for(t, user, src, &rc);
     if (e) {
         clear_ws(t, e);
         set_src(t, e, src);
     }
     pthread_rwlock_unlock(&t->lock);
-    return e ? 0 : -1;
+    return rc;
 }
 
 size_t st_count(struct st_table *t)

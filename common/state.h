@@ -2,8 +2,11 @@
  * workspace id plus the event (topic/partition/offset) that last changed it.
  * A removed user keeps a small marker with that source, so a replayed
  * provision that was already undone by a later remove is still recognised.
- * Thread-safe (an internal rwlock): the state loader writes, workers read and
- * write through. */
+ * Every change records its source, so a change older than the entry (same
+ * partition, lower offset) is refused: a late writer cannot undo a newer
+ * state. Workspace ids are indexed too, so an event naming another user's
+ * workspace can be refused. Thread-safe (an internal rwlock): the state
+ * loader writes, workers read and write through. */
 #ifndef BWPROVD_STATE_H
 #define BWPROVD_STATE_H
 
@@ -33,12 +36,27 @@ enum st_status st_get(struct st_table *t, const char *user, char *ws, size_t wsc
  * not below src's. */
 bool st_applied(struct st_table *t, const char *user, const struct st_src *src);
 
-/* Sets user's workspace. Returns 0, or -1 when out of memory. */
+/* Whether a change from src would be older than what the table has for
+ * user: the user's entry comes from the same topic and partition at a
+ * higher offset. One user's events share a partition, so only a late
+ * writer (a previous owner of the partition, a stale journal entry) can
+ * bring such a change; it must not undo the newer one. Changes from
+ * another partition (a rename) are never taken for older. */
+bool st_older(struct st_table *t, const char *user, const struct st_src *src);
+
+/* Sets user's workspace, unless the change is older (st_older): then the
+ * table is left as it is. Returns 0 (applied), 1 (older, ignored), or -1
+ * when out of memory. */
 int st_put(struct st_table *t, const char *user, const char *workspace_id,
            const struct st_src *src);
 
-/* Marks user removed (src may have a NULL topic when unknown). */
+/* Marks user removed (src may have a NULL topic when unknown); returns as
+ * st_put. */
 int st_remove(struct st_table *t, const char *user, const struct st_src *src);
+
+/* Which user holds workspace_id: copies that userId to user (truncated to
+ * cap, always terminated) and returns true, or false when no user has it. */
+bool st_holder(struct st_table *t, const char *workspace_id, char *user, size_t cap);
 
 /* Users with a workspace (not counting removal markers). */
 size_t st_count(struct st_table *t);

@@ -104,3 +104,21 @@ bool wsid_pack(const char *id, uint8_t uuid[16])
     wsid_unpack(uuid, back, sizeof(back));
     return strcmp(back, id) == 0; /* only exact round trips are packed */
 }
+
+const char *wsid_check(const char *id, size_t len)
+{
+    if (len == 0)
+        return "is empty";
+    if (len > WSID_MAX_LEN)
+        return "is longer than 256 bytes";
+    if ((len == 1 && id[0] == '.') || (len == 2 && id[0] == '.' && id[1] == '.'))
+        return "is a dot segment ('.' or '..')";
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (c == '/' || c == '?' || c == '#')
+            return "contains '/', '?' or '#'";
+        if (c < 0x20 || c == 0x7f)
+            return "contains a control character";
+    }
+    return NULL;
+}

@@ -17,4 +17,13 @@ bool wsid_pack(const char *id, uint8_t uuid[16]);
 /* The id of a packed uuid; cap >= WSID_MAX. */
 void wsid_unpack(const uint8_t uuid[16], char *out, size_t cap);
 
+/* The API's own bound on {workspaceId} (maxLength in Cisco's OpenAPI). */
+#define WSID_MAX_LEN 256
+
+/* Whether id can name one workspace as one path segment: 1..WSID_MAX_LEN
+ * bytes, not "." or "..", no '/', '?', '#' or control character (C0, DEL).
+ * Returns NULL when it can, else a static reason. Any other byte is
+ * percent-encoded in the path (req_escape_segment). */
+const char *wsid_check(const char *id, size_t len);
+
 #endif

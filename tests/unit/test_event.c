@@ -113,11 +113,27 @@ static void test_update_remove(void)
     ev_clear(&ev);
 
     const char *rem = "{\"eventId\":\"e4\",\"type\":\"workspace.remove\",\"workspace\":{"
-                      "\"userId\":\"u1\"},\"workspaceId\":\"WS/1 x\"}";
+                      "\"userId\":\"u1\"},\"workspaceId\":\"WS 1%x\"}";
     CHECK_EQ_INT(parse("u1", rem, &ev, why, sizeof(why)), 0);
     CHECK_EQ_INT(ev.type, EV_REMOVE);
-    CHECK_EQ_STR(ev.workspace_id, "WS/1 x");
+    CHECK_EQ_STR(ev.workspace_id, "WS 1%x");
     CHECK_NULL(ev.provisioning_id);
+    ev_clear(&ev);
+
+    /* An empty optional string: left out of a provision, kept ("clear it")
+     * in an update. */
+    const char *pe = "{\"eventId\":\"e6\",\"type\":\"workspace.provision\",\"workspace\":{"
+                     "\"userId\":\"u1\",\"provisioningId\":\"P\",\"spEnterpriseId\":\"S\","
+                     "\"displayName\":\"D\",\"primaryPhoneNumber\":\"\",\"extension\":\"\"}}";
+    CHECK_EQ_INT(parse("u1", pe, &ev, why, sizeof(why)), 0);
+    CHECK_NULL(ev.phone);
+    CHECK_NULL(ev.extension);
+    ev_clear(&ev);
+    const char *ue = "{\"eventId\":\"e7\",\"type\":\"workspace.update\",\"workspace\":{"
+                     "\"userId\":\"u1\",\"extension\":\"\"}}";
+    CHECK_EQ_INT(parse("u1", ue, &ev, why, sizeof(why)), 0);
+    CHECK_NULL(ev.phone);
+    CHECK_EQ_STR(ev.extension, "");
     ev_clear(&ev);
 
     /* A remove with only the required fields. */
@@ -201,6 +217,20 @@ static void test_rejects(void)
         {"u1", U_HEAD "\"workspace\":{\"userId\":\"u1\",\"newUserId\":\"\"}}",
          "workspace.newUserId"},
         {"u1", U_HEAD "\"workspace\":{\"userId\":\"u1\"},\"workspaceId\":\"\"}", "workspaceId"},
+        /* a workspaceId is one path segment, never a way out of it */
+        {"u1", U_HEAD "\"workspace\":{\"userId\":\"u1\"},\"workspaceId\":\".\"}", "workspaceId"},
+        {"u1", U_HEAD "\"workspace\":{\"userId\":\"u1\"},\"workspaceId\":\"..\"}", "workspaceId"},
+        {"u1", U_HEAD "\"workspace\":{\"userId\":\"u1\"},\"workspaceId\":\"a/b\"}", "workspaceId"},
+        {"u1", U_HEAD "\"workspace\":{\"userId\":\"u1\"},\"workspaceId\":\"a?b\"}", "workspaceId"},
+        {"u1", U_HEAD "\"workspace\":{\"userId\":\"u1\"},\"workspaceId\":\"a#b\"}", "workspaceId"},
+        {"u1", U_HEAD "\"workspace\":{\"userId\":\"u1\"},\"workspaceId\":\"a\\u0001\"}",
+         "workspaceId"},
+        {"u1", U_HEAD "\"workspace\":{\"userId\":\"u1\"},\"workspaceId\":\"a\\u007f\"}",
+         "workspaceId"},
+        {"u1",
+         "{\"eventId\":\"e1\",\"type\":\"workspace.remove\",\"workspace\":{\"userId\":"
+         "\"u1\"},\"workspaceId\":\"/\"}",
+         "workspaceId"},
         /* wrong types */
         {"u1", "{\"eventId\":42,\"type\":\"workspace.provision\",\"workspace\":{" P_WS "}}",
          "eventId"},
@@ -423,6 +453,7 @@ static void test_bounds(void)
     CHECK_EQ_INT(EV_MAX_PHONE, 64);
     CHECK_EQ_INT(EV_MAX_EXTENSION, 32);
     CHECK_EQ_INT(EV_MAX_EVENT_ID, 128);
+    CHECK_EQ_INT(EV_MAX_WORKSPACE_ID, 256); /* Cisco's OpenAPI: maxLength 256 */
 
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         char want[64];
@@ -450,6 +481,25 @@ static void test_bounds(void)
             CHECK_CONTAINS(why, "eventId");
         else
             CHECK_EQ_STR(ev.event_id, id);
+        ev_clear(&ev);
+        free(id);
+    }
+
+    /* workspaceId: 1..256 bytes, the API's own limit. */
+    for (size_t n = 255; n <= 257; n++) {
+        char *id = repeat('W', n);
+        char json[1024];
+        snprintf(json, sizeof(json),
+                 "{\"eventId\":\"e\",\"type\":\"workspace.remove\",\"workspace\":{\"userId\":"
+                 "\"u1\"},\"workspaceId\":\"%s\"}",
+                 id);
+        struct ev_event ev;
+        char why[256];
+        bool ok = n <= 256;
+        if (!CHECK_EQ_INT(parse("u1", json, &ev, why, sizeof(why)), ok ? 0 : -1))
+            fprintf(stderr, "  workspaceId of %zu bytes\n", n);
+        if (!ok)
+            CHECK_CONTAINS(why, "workspaceId");
         ev_clear(&ev);
         free(id);
     }

@@ -267,6 +267,67 @@ static void test_model(void)
     ks_free(ks);
 }
 
+/* A barrier holds a key's turn: a rename A -> N takes N's turn so the next
+ * event for N waits for the rename. */
+static void test_barrier(void)
+{
+    struct ks *ks = must_new();
+    struct job n1 = {.seq = 1}, n2 = {.seq = 2}, n3 = {.seq = 3};
+
+    /* N idle: the barrier holds N at once; N's next event waits for it. */
+    struct ks_barrier *b = ks_barrier_push(ks, "N", 1);
+    CHECK_NOT_NULL(b);
+    CHECK_EQ_INT(ks_push(ks, "N", 1, &n1.link), 0);
+    CHECK_EQ_INT(ks_keys(ks), 1);
+    struct job *got = job_of(ks_barrier_release(ks, b)); /* the rename is done */
+    if (CHECK_NOT_NULL(got))
+        CHECK_EQ_INT(got->seq, 1);
+    CHECK_NULL(ks_done(ks, "N", 1));
+    CHECK_EQ_INT(ks_keys(ks), 0);
+
+    /* N busy: the barrier queues behind the running job, then holds N
+     * until it is released; jobs behind it wait. */
+    CHECK_EQ_INT(ks_push(ks, "N", 1, &n1.link), 1);
+    b = ks_barrier_push(ks, "N", 1);
+    CHECK_EQ_INT(ks_push(ks, "N", 1, &n2.link), 0);
+    CHECK_NULL(ks_done(ks, "N", 1)); /* n1 done: the barrier's turn, nothing runs */
+    CHECK_EQ_INT(ks_keys(ks), 1);
+    got = job_of(ks_barrier_release(ks, b));
+    if (CHECK_NOT_NULL(got))
+        CHECK_EQ_INT(got->seq, 2);
+    CHECK_NULL(ks_done(ks, "N", 1));
+
+    /* Released before its turn came: it passes the turn straight on. */
+    CHECK_EQ_INT(ks_push(ks, "N", 1, &n1.link), 1);
+    b = ks_barrier_push(ks, "N", 1);
+    CHECK_EQ_INT(ks_push(ks, "N", 1, &n3.link), 0);
+    CHECK_NULL(ks_barrier_release(ks, b)); /* still queued: nothing runnable yet */
+    got = job_of(ks_done(ks, "N", 1));
+    if (CHECK_NOT_NULL(got))
+        CHECK_EQ_INT(got->seq, 3);
+    CHECK_NULL(ks_done(ks, "N", 1));
+    CHECK_EQ_INT(ks_keys(ks), 0);
+
+    /* Two barriers in a row, the second released first. */
+    CHECK_EQ_INT(ks_push(ks, "N", 1, &n1.link), 1);
+    struct ks_barrier *b1 = ks_barrier_push(ks, "N", 1), *b2 = ks_barrier_push(ks, "N", 1);
+    CHECK_EQ_INT(ks_push(ks, "N", 1, &n2.link), 0);
+    CHECK_NULL(ks_barrier_release(ks, b2));
+    CHECK_NULL(ks_done(ks, "N", 1)); /* b1 holds */
+    got = job_of(ks_barrier_release(ks, b1));
+    if (CHECK_NOT_NULL(got))
+        CHECK_EQ_INT(got->seq, 2);
+    CHECK_NULL(ks_done(ks, "N", 1));
+    CHECK_EQ_INT(ks_keys(ks), 0);
+
+    /* Barriers left at shutdown, holding or queued, are freed (ASan). */
+    CHECK_NOT_NULL(ks_barrier_push(ks, "X", 1));
+    CHECK_NOT_NULL(ks_barrier_push(ks, "X", 1));
+    ks_clear(ks, free_job);
+    CHECK_NOT_NULL(ks_barrier_push(ks, "Y", 1));
+    ks_free(ks);
+}
+
 int main(void)
 {
     test_one_key();
@@ -274,6 +335,7 @@ int main(void)
     test_many_keys();
     test_key_bytes();
     test_clear();
+    test_barrier();
     test_model();
     return check_done();
 }

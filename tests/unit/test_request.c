@@ -191,7 +191,9 @@ static void test_escape(void)
         {"\xc3\xa9", "%C3%A9"},
         {"\xff\x80\x01\x7f", "%FF%80%01%7F"},
         {"?#[]@!$&'()*+,;=:", "%3F%23%5B%5D%40%21%24%26%27%28%29%2A%2B%2C%3B%3D%3A"},
-        {"..", ".."},
+        {"..", "%2E%2E"}, /* a dot segment: never left for anyone to normalise */
+        {".", "%2E"},
+        {"a..", "a.."},
         {"\r\n", "%0D%0A"},
         {"\"<>\\^`{|}", "%22%3C%3E%5C%5E%60%7B%7C%7D"},
     };
@@ -217,24 +219,44 @@ static void test_escape(void)
                "{\"eventId\":\"e4\",\"type\":\"workspace.remove\",\"workspace\":{"
                "\"userId\":\"u1\"}}",
                &ev);
-    CHECK_EQ_INT(req_build(&ev, "a/b c%d\xc3\xa9?", &r), 0);
-    CHECK_EQ_STR(r.path, "/broadworks/workspaces/a%2Fb%20c%25d%C3%A9%3F");
+    CHECK_EQ_INT(req_build(&ev, "a b c%d\xc3\xa9+:.", &r), 0);
+    CHECK_EQ_STR(r.path, "/broadworks/workspaces/a%20b%20c%25d%C3%A9%2B%3A.");
     req_clear(&r);
+    /* "%2e%2e" stays one segment: its '%' is encoded, nothing decodes it. */
+    CHECK_EQ_INT(req_build(&ev, "%2e%2e", &r), 0);
+    CHECK_EQ_STR(r.path, "/broadworks/workspaces/%252e%252e");
+    req_clear(&r);
+
+    /* An id that cannot be one path segment is never sent, whatever its
+     * origin (a corrupt state record, say). */
+    static const char *const hostile[] = {"",    ".",   "..",    "a/b",   "/",
+                                          "x?y", "x#y", "a\x01", "a\x7f", "\t"};
+    for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+        CHECK_EQ_INT(req_build(&ev, hostile[i], &r), -1);
+        req_clear(&r);
+    }
 
     /* The longest workspace id an event can carry, all escaped, fits. */
     char ws[EV_MAX_WORKSPACE_ID + 1];
-    memset(ws, '/', EV_MAX_WORKSPACE_ID);
+    memset(ws, ' ', EV_MAX_WORKSPACE_ID);
     ws[EV_MAX_WORKSPACE_ID] = '\0';
     CHECK_EQ_INT(req_build(&ev, ws, &r), 0);
     CHECK_EQ_INT(strlen(r.path), strlen("/broadworks/workspaces/") + 3 * EV_MAX_WORKSPACE_ID);
-    CHECK(strncmp(r.path + strlen(r.path) - 6, "%2F%2F", 6) == 0);
+    CHECK(strncmp(r.path + strlen(r.path) - 6, "%20%20", 6) == 0);
     req_clear(&r);
-    /* A longer one (e.g. from a corrupt state record) is refused, not cut. */
-    char big[4 * EV_MAX_WORKSPACE_ID];
-    memset(big, '/', sizeof(big) - 1);
+    /* A longer one is refused, not cut. */
+    char big[EV_MAX_WORKSPACE_ID + 2];
+    memset(big, 'A', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     CHECK_EQ_INT(req_build(&ev, big, &r), -1);
     req_clear(&r);
+
+    /* Dot segments are encoded where escaping alone is asked for. */
+    char seg[16];
+    CHECK_EQ_INT(req_escape_segment("..", seg, sizeof(seg)), 0);
+    CHECK_EQ_STR(seg, "%2E%2E");
+    CHECK_EQ_INT(req_escape_segment("a.b", seg, sizeof(seg)), 0);
+    CHECK_EQ_STR(seg, "a.b");
     ev_clear(&ev);
 }
 

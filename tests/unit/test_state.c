@@ -257,10 +257,79 @@ static void test_threads(void)
     st_free(t);
 }
 
+/* A late writer (an old owner of the partition, a stale journal entry)
+ * cannot undo a newer change: same partition, lower offset is refused. */
+static void test_fence(void)
+{
+    struct st_table *t = must_new();
+    char ws[64];
+
+    CHECK_EQ_INT(st_put(t, "u1", "W1", &(struct st_src){EV, 3, 100}), 0);
+    CHECK_EQ_INT(st_remove(t, "u1", &(struct st_src){EV, 3, 120}), 0);
+    CHECK(st_older(t, "u1", &(struct st_src){EV, 3, 110}));
+    CHECK(!st_older(t, "u1", &(struct st_src){EV, 3, 120})); /* the same change again */
+    CHECK(!st_older(t, "u1", &(struct st_src){EV, 3, 121}));
+    CHECK(!st_older(t, "u1", &(struct st_src){EV, 4, 1})); /* a rename from elsewhere */
+    CHECK(!st_older(t, "nobody", &(struct st_src){EV, 3, 1}));
+
+    /* The late put of the provision at 110 is ignored: the user stays removed. */
+    CHECK_EQ_INT(st_put(t, "u1", "W1", &(struct st_src){EV, 3, 110}), 1);
+    CHECK_EQ_INT(st_get(t, "u1", ws, sizeof(ws)), ST_REMOVED);
+    CHECK(!st_holder(t, "W1", NULL, 0));
+    /* As is a late remove under a newer put. */
+    CHECK_EQ_INT(st_put(t, "u1", "W9", &(struct st_src){EV, 3, 130}), 0);
+    CHECK_EQ_INT(st_remove(t, "u1", &(struct st_src){EV, 3, 125}), 1);
+    CHECK_EQ_INT(st_get(t, "u1", ws, sizeof(ws)), ST_PRESENT);
+    CHECK_EQ_STR(ws, "W9");
+    /* The same change applied twice is fine (a replay writes it again). */
+    CHECK_EQ_INT(st_put(t, "u1", "W9", &(struct st_src){EV, 3, 130}), 0);
+    /* Another partition (a rename into u1) and an unknown source apply. */
+    CHECK_EQ_INT(st_put(t, "u1", "W10", &(struct st_src){EV, 7, 5}), 0);
+    CHECK_EQ_INT(st_put(t, "u1", "W11", NULL), 0);
+    CHECK_EQ_INT(st_get(t, "u1", ws, sizeof(ws)), ST_PRESENT);
+    CHECK_EQ_STR(ws, "W11");
+    CHECK_EQ_INT(st_count(t), 1);
+    st_free(t);
+}
+
+/* Which user holds a workspace id, for packed and string ids, across
+ * replacement, removal and renames. */
+static void test_holder(void)
+{
+    struct st_table *t = must_new();
+    const char *packed =
+        "Y2lzY29zcGFyazovL3VzL1BMQUNFL2RkMjJlZGZlLTlmZWYtNDdmOS05ODFkLWYxYjA3MWFmMDcwYw";
+    char user[64];
+
+    CHECK(!st_holder(t, packed, user, sizeof(user)));
+    CHECK_EQ_INT(st_put(t, "a", packed, &(struct st_src){EV, 1, 1}), 0);
+    CHECK_EQ_INT(st_put(t, "b", "plain-id", &(struct st_src){EV, 2, 1}), 0);
+    CHECK(st_holder(t, packed, user, sizeof(user)));
+    CHECK_EQ_STR(user, "a");
+    CHECK(st_holder(t, "plain-id", user, sizeof(user)));
+    CHECK_EQ_STR(user, "b");
+    CHECK(!st_holder(t, "plain-i", user, sizeof(user)));
+    CHECK(!st_holder(t, "plain-idx", user, sizeof(user)));
+    /* a rename a -> n: a's marker, n's record */
+    CHECK_EQ_INT(st_remove(t, "a", &(struct st_src){EV, 1, 2}), 0);
+    CHECK(!st_holder(t, packed, user, sizeof(user)));
+    CHECK_EQ_INT(st_put(t, "n", packed, &(struct st_src){EV, 1, 2}), 0);
+    CHECK(st_holder(t, packed, user, sizeof(user)));
+    CHECK_EQ_STR(user, "n");
+    /* replacing b's id releases the old one */
+    CHECK_EQ_INT(st_put(t, "b", "other-id", &(struct st_src){EV, 2, 2}), 0);
+    CHECK(!st_holder(t, "plain-id", user, sizeof(user)));
+    CHECK(st_holder(t, "other-id", user, sizeof(user)));
+    CHECK_EQ_STR(user, "b");
+    st_free(t);
+}
+
 int main(void)
 {
     test_basics();
     test_applied();
+    test_fence();
+    test_holder();
     test_many();
     test_threads();
     return check_done();
