@@ -11,6 +11,9 @@
 #include <stdio.h>
 
 #define CFG_DEFAULT_PATH "/etc/bwprovd/bwprovd.conf"
+/* The journal's home when neither state.journal_dir nor $STATE_DIRECTORY
+ * (systemd's StateDirectory=) names one. */
+#define CFG_STATE_DIR "/var/lib/bwprovd"
 /* Bounds: a dumped "key = value" line always fits the line limit. */
 #define CFG_KEY_MAX 256
 #define CFG_VALUE_MAX 4096
@@ -40,6 +43,10 @@ struct cfg {
     long retry_max_attempts;
     long retry_backoff_initial_ms;
     long retry_backoff_max_ms;
+    long retry_max_wait_ms;  /* 429/423 waits per event, in total */
+    char *state_journal_dir; /* NULL: $STATE_DIRECTORY, else CFG_STATE_DIR */
+    long state_max_unacknowledged;
+    long state_lookup_wait_ms;
     long pipeline_max_pending;
     long pipeline_workers; /* 0 until resolved: the number of CPUs */
     long shutdown_grace_ms;

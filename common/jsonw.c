@@ -147,6 +147,12 @@ void jw_null(struct jw *w, const char *key)
     put_bytes(w, "null", 4);
 }
 
+void jw_bool(struct jw *w, const char *key, bool value)
+{
+    put_key(w, key);
+    put_bytes(w, value ? "true" : "false", value ? 4 : 5);
+}
+
 void jw_obj_begin(struct jw *w, const char *key)
 {
     put_key(w, key);

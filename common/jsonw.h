@@ -52,6 +52,7 @@ void jw_begin(struct jw *w);
 void jw_str(struct jw *w, const char *key, const char *value);
 void jw_int(struct jw *w, const char *key, int64_t value);
 void jw_null(struct jw *w, const char *key);
+void jw_bool(struct jw *w, const char *key, bool value);
 
 /* A member whose value is an object; its members follow until jw_obj_end. */
 void jw_obj_begin(struct jw *w, const char *key);

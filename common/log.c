@@ -226,6 +226,10 @@ static int collect_fields(const struct log_outcome *o, struct field *f)
         ADD("BWPROVD_PARTITION", "partition", "%" PRId32, o->partition);
         ADD("BWPROVD_OFFSET", "offset", "%" PRId64, o->offset);
     }
+    /* the audit trail of ids outside Kafka: found even if the state topic
+     * and the journal were lost */
+    if (o->workspace_id)
+        ADD("BWPROVD_WORKSPACE_ID", "workspace_id", "%s", o->workspace_id);
 #undef ADD
     return n;
 }

@@ -65,7 +65,7 @@ int off_add(struct off_tracker *t, int64_t offset)
     if ((t->len || t->next_commit >= 0) && offset <= last)
         return -1;
     if (t->len == t->cap && grow(t) != 0)
-        return -1;
+        return -2;
     *at(t, t->len) = (struct slot){offset, false};
     t->len++;
     t->pending++;

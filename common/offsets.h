@@ -14,7 +14,9 @@ struct off_tracker *off_new(void);
 void off_free(struct off_tracker *t);
 
 /* Records a consumed offset; offsets must strictly increase (gaps are fine:
- * compaction). Returns 0, or -1 (not increasing, or out of memory). */
+ * compaction). Returns 0, -1 when it does not increase (a duplicate), or -2
+ * when out of memory: the offset is then not tracked, so the caller must
+ * never store a commit point for the partition again. */
 int off_add(struct off_tracker *t, int64_t offset);
 
 /* Marks a tracked offset finished. Returns 0, or -1 if it is not tracked. */

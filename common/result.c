@@ -3,7 +3,9 @@
 
 #include "jsonw.h"
 
+#include <json-c/json.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 const char *res_outcome_name(enum res_outcome o)
@@ -89,6 +91,18 @@ char *res_state_to_json(const struct res_state *s, size_t *len)
 {
     struct jw w;
     jw_begin(&w);
+    jw_str(&w, "kind", "workspace");
+    if (s->removed) {
+        jw_bool(&w, "removed", true);
+        jw_str(&w, "workspaceId", s->workspace_id);
+        jw_str(&w, "userId", s->user_id);
+        if (s->renamed_to)
+            jw_str(&w, "renamedTo", s->renamed_to);
+        jw_str(&w, "eventId", s->event_id);
+        put_source(&w, &s->source);
+        put_time(&w, "updatedAt", s->updated_ms);
+        return jw_finish(&w, len);
+    }
     jw_str(&w, "workspaceId", s->workspace_id);
     jw_str(&w, "userId", s->user_id);
     jw_str(&w, "spEnterpriseId", s->sp_enterprise_id);
@@ -100,4 +114,62 @@ char *res_state_to_json(const struct res_state *s, size_t *len)
     put_source(&w, &s->source);
     put_time(&w, "updatedAt", s->updated_ms);
     return jw_finish(&w, len);
+}
+
+/* A string member copied into out (cap bytes); NULL when absent, not a
+ * string or too long. */
+static const char *copy_str(json_object *o, const char *name, char *out, size_t cap)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(o, name, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    size_t len = (size_t)json_object_get_string_len(v);
+    if (len >= cap || strlen(json_object_get_string(v)) != len)
+        return NULL;
+    memcpy(out, json_object_get_string(v), len + 1);
+    return out;
+}
+
+static void parse_source(json_object *o, struct res_state_in *out)
+{
+    json_object *src, *p, *off;
+    out->source = (struct res_source){NULL, -1, -1};
+    if (!json_object_object_get_ex(o, "source", &src) ||
+        !json_object_is_type(src, json_type_object) ||
+        !json_object_object_get_ex(src, "partition", &p) ||
+        !json_object_object_get_ex(src, "offset", &off) || !json_object_is_type(p, json_type_int) ||
+        !json_object_is_type(off, json_type_int))
+        return;
+    out->source.topic = copy_str(src, "topic", out->topic_buf, sizeof(out->topic_buf));
+    out->source.partition = json_object_get_int(p);
+    out->source.offset = json_object_get_int64(off);
+}
+
+int res_state_parse(const char *value, size_t len, struct res_state_in *out)
+{
+    char kind[32];
+    memset(out, 0, sizeof(*out));
+    out->source = (struct res_source){NULL, -1, -1};
+    json_tokener *tok = json_tokener_new_ex(8);
+    if (!tok)
+        return -1;
+    json_object *o = json_tokener_parse_ex(tok, value, (int)len);
+    size_t end = json_tokener_get_parse_end(tok);
+    while (end < len && strchr(" \t\r\n", value[end]) && value[end])
+        end++; /* value is not terminated: no strspn */
+    bool ok = o && json_tokener_get_error(tok) == json_tokener_success &&
+              json_object_is_type(o, json_type_object) && end == len;
+    json_tokener_free(tok);
+    if (ok) {
+        json_object *v;
+        out->removed = json_object_object_get_ex(o, "removed", &v) &&
+                       json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
+        const char *k = copy_str(o, "kind", kind, sizeof(kind));
+        out->other_kind =
+            json_object_object_get_ex(o, "kind", NULL) && (!k || strcmp(k, "workspace") != 0);
+        out->workspace_id = copy_str(o, "workspaceId", out->ws_buf, sizeof(out->ws_buf));
+        parse_source(o, out);
+    }
+    json_object_put(o);
+    return ok ? 0 : -1;
 }

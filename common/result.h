@@ -3,6 +3,7 @@
 #ifndef BWPROVD_RESULT_H
 #define BWPROVD_RESULT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,8 +38,13 @@ const char *res_outcome_name(enum res_outcome o);
 /* Returns a malloc'd JSON document (*len set), or NULL when out of memory. */
 char *res_to_json(const struct res_record *r, size_t *len);
 
-/* The state record value of SPEC §4. */
+/* The state record value of SPEC §4: a workspace, or a removed marker
+ * (removed: the user no longer has workspace_id; a rename also names the
+ * userId it went to). Markers are records, not tombstones, so compaction
+ * keeps them. */
 struct res_state {
+    bool removed;
+    const char *renamed_to; /* marker of a rename, else NULL */
     const char *workspace_id;
     const char *user_id;
     const char *sp_enterprise_id;
@@ -51,6 +57,22 @@ struct res_state {
     int64_t updated_ms;
 };
 char *res_state_to_json(const struct res_state *s, size_t *len);
+
+/* What a reader needs of a state record value (the loader, the journal's
+ * replay). Strings are copies; workspace_id is NULL when absent, not a
+ * string or longer than the API allows, source.topic NULL when the record
+ * has no usable source. */
+struct res_state_in {
+    bool removed;
+    bool other_kind; /* "kind" names something else than a workspace */
+    const char *workspace_id;
+    struct res_source source;
+    char ws_buf[257];
+    char topic_buf[256];
+};
+/* Parses value (not NUL-terminated). Returns 0, or -1 when it is not a JSON
+ * object. */
+int res_state_parse(const char *value, size_t len, struct res_state_in *out);
 
 /* Formats epoch milliseconds as "2026-11-26T10:00:00.412Z". */
 void res_format_time(int64_t epoch_ms, char *out, size_t outlen);

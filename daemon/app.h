@@ -35,22 +35,31 @@ struct job {
     size_t len;
     int32_t partition;
     int64_t offset;
-    uint32_t gen;    /* partition generation when consumed */
+    uint32_t gen;    /* partition generation when consumed (see part_gen) */
     int64_t recv_us; /* monotonic, when consumed */
     struct ev_event ev;
     bool valid;
-    int attempts; /* requests sent */
-    int waits;    /* of which answered 429/423 (not counted) */
+    int attempts;      /* requests sent */
+    int waits;         /* of which answered 429/423 (not counted) */
+    int64_t waited_ms; /* time spent waiting on 429/423 (retry.max_wait_ms) */
     bool auth_retried;
-    int64_t due_us;    /* retry not before (monotonic) */
-    uint64_t auth_gen; /* token generation that got the 401 */
-    char *ws;          /* workspace id the request is about (update/remove) */
+    int64_t due_us;             /* retry not before (monotonic) */
+    uint64_t auth_gen;          /* token generation that got the 401 */
+    char *ws;                   /* workspace id the request is about (update/remove) */
+    int64_t lookup_since_us;    /* waiting for the state table to learn the id */
+    char *conflict_msg;         /* a 409 waiting for the id to show up (provision) */
+    struct ks_barrier *barrier; /* rename: holds the new userId's turn */
+    bool wire;                  /* a request is on the wire (part_wire) */
+    bool busy;                  /* records on their way (part_busy) */
+    bool replay;                /* not an event: journal entries published again */
+    uint64_t jseq;              /* its journal entry, 0 when none */
     char tracking_id[REQ_TRACKING_MAX];
     atomic_int acks;  /* produced records not yet acknowledged */
     atomic_bool lost; /* a record could not be produced: never commit */
 };
 
 struct token;
+struct journal;
 struct engine;
 struct loader;
 struct consumer;
@@ -75,11 +84,25 @@ struct app {
     struct engine **engines;
     int n_engines;
 
-    /* Partition generations: bumped on revoke so workers drop stale jobs. */
+    /* Partition generations, bumped twice per revoke: when it begins (no
+     * job of the partition may start a request any more) and when the
+     * partition is let go (its late answers are not ours to record). A
+     * lost assignment bumps both at once. See job_may_start/job_owned. */
     atomic_uint part_gen[APP_MAX_PARTITIONS];
+    /* Per partition: requests on the wire, and finished jobs whose
+     * records are on their way to Kafka (a revoke waits for both). */
+    atomic_int part_wire[APP_MAX_PARTITIONS];
+    atomic_int part_busy[APP_MAX_PARTITIONS];
+    /* Bumped when jobs must be dropped (revoke, stop): workers sweep their
+     * waiting lists. */
+    atomic_uint sweep_epoch;
+
+    struct journal *journal;
+    atomic_long n_held; /* state-changing requests held (journal bound) */
 
     /* Settings SIGHUP may change. */
     atomic_long max_attempts, backoff_initial_ms, backoff_max_ms;
+    atomic_long max_wait_ms, lookup_wait_ms;
 
     /* Global "no request before" instant (Retry-After), monotonic µs. */
     atomic_llong not_before_us;
@@ -109,11 +132,25 @@ void app_name_thread(const char *name);
 int64_t app_epoch_ms(void);
 
 /* --- pipeline.c: scheduler and ready queue (any thread) --- */
-/* A valid event enters its key's FIFO; runnable ones go to the workers. */
+/* A valid event enters its key's FIFO; runnable ones go to the workers. A
+ * rename also holds the new userId's turn until it is done. */
 int pipe_submit(struct app *a, struct job *j);
 /* The key's running job is done (call before its records are produced is
- * wrong: call after, with a copy of the key); starts the key's next job. */
-void pipe_key_done(struct app *a, const char *key, size_t keylen);
+ * wrong: call after, with a copy of the key and of j->barrier); starts the
+ * key's next job, and the new userId's after a rename. */
+void pipe_key_done(struct app *a, const char *key, size_t keylen, struct ks_barrier *barrier);
+/* Drops a job that will not run (revoked partition, stop): its offset stays
+ * unfinished, the next owner or the next run replays it. */
+void pipe_drop(struct app *a, struct job *j);
+/* Whether j may start a request: its partition is still ours and is not
+ * being revoked, and bwprovd is not stopping. */
+bool job_may_start(struct app *a, const struct job *j);
+/* Whether j's partition is still ours (perhaps being revoked). */
+bool job_owned(struct app *a, const struct job *j);
+/* Whether a successful request of j changes the userId -> workspace map
+ * (provision, rename, remove): such requests wait while the journal bound
+ * is reached. */
+bool job_changes_map(const struct job *j);
 /* Takes up to max runnable jobs for a worker. */
 struct job *pipe_take(struct app *a, int max);
 void job_free(struct job *j);
@@ -134,9 +171,16 @@ struct outcome {
     const struct resp *resp; /* response workspace, for the state record */
 };
 /* Emits the result (and DLQ copy, state records) for j. For a valid job
- * this also ends the key's turn. j must not be touched afterwards: the
- * delivery reports free it. */
+ * this also ends the key's turn. State changes are journaled first and
+ * produced once on disk. An answer that comes after j's partition moved
+ * is not recorded, except a new workspace id (a provision), which must
+ * not be lost. j must not be touched afterwards: the delivery reports
+ * free it. */
 void outcome_emit(struct app *a, struct job *j, const struct outcome *o);
+/* At start, after the state table caught up: publishes what the journal
+ * of a previous run holds and the state topic lacks. Returns how many
+ * records it produced. */
+size_t outcome_replay_journal(struct app *a);
 
 /* --- consumer.c --- */
 int consumer_start(struct app *a);

@@ -3,6 +3,7 @@
  * only ever touched here and need no lock. */
 #include "app.h"
 
+#include "journal.h"
 #include "log.h"
 #include "notify.h"
 #include "offsets.h"
@@ -27,6 +28,7 @@ struct cpart {
     struct off_tracker *t; /* non-NULL while assigned */
     bool dirty;            /* commit point moved: store it */
     bool catchup;          /* paused until the state loader caught up */
+    bool frozen;           /* an offset could not be tracked: never store again */
 };
 
 struct consumer {
@@ -40,7 +42,8 @@ struct consumer {
     bool need_barrier;     /* a new assignment waits for state catch-up */
     bool barrier_set;
     bool load_released; /* release_load_memory() ran */
-    int64_t drain_deadline_us;
+    int stop_phase;     /* 1: requests on the wire, 2: their records */
+    int64_t stop_phase_until_us;
     int64_t next_lag_us;
 };
 
@@ -76,7 +79,7 @@ static void store_offsets(struct app *a)
     for (int i = 0; i < a->cons->n_owned; i++) {
         int32_t p = a->cons->owned[i];
         struct cpart *cp = &a->cons->parts[p];
-        if (!cp->dirty)
+        if (!cp->dirty || cp->frozen)
             continue;
         cp->dirty = false;
         int64_t at = off_commit_point(cp->t);
@@ -96,13 +99,20 @@ static void store_offsets(struct app *a)
 
 void consumer_job_finished(struct app *a, struct job *j)
 {
+    bool lost = atomic_load(&j->lost);
+    if (j->jseq && !lost) /* Kafka has the state records: the journal may let go */
+        journal_ack(a->journal, j->jseq);
+    if (j->replay) { /* the journal of a previous run, not an event */
+        job_free(j);
+        return;
+    }
     struct cpart *cp = &a->cons->parts[j->partition];
-    bool current = j->gen == atomic_load(&a->part_gen[j->partition]);
-
-    if (!atomic_load(&j->lost) && current && cp->t) {
+    if (!lost && job_owned(a, j) && cp->t) {
         if (off_done(cp->t, j->offset) == 0)
             cp->dirty = a->cons->any_dirty = true;
     }
+    if (j->busy)
+        atomic_fetch_sub(&a->part_busy[j->partition], 1);
     if (atomic_load(&a->kafka_down) && atomic_exchange(&a->kafka_down, false))
         log_write(LOG_LVL_NOTICE, LOG_MID_KAFKA_BACK, "Kafka reachable again");
     atomic_fetch_sub(&a->pending, 1);
@@ -152,33 +162,51 @@ static void assign(struct app *a, rd_kafka_topic_partition_list_t *parts, bool c
     log_info("assigned %d partition(s) of %s", parts->cnt, a->cfg.topic_events);
 }
 
-static size_t pending_in(struct app *a, rd_kafka_topic_partition_list_t *parts)
+/* Requests on the wire (wire) or finished jobs with records on their way
+ * (busy), over the given partitions (NULL: all). */
+static long count_in(atomic_int *counts, rd_kafka_topic_partition_list_t *parts)
 {
-    size_t n = 0;
+    long n = 0;
+    if (!parts) {
+        for (int p = 0; p < APP_MAX_PARTITIONS; p++)
+            n += atomic_load(&counts[p]);
+        return n;
+    }
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
-        if (p >= 0 && p < APP_MAX_PARTITIONS && a->cons->parts[p].t)
-            n += off_pending(a->cons->parts[p].t);
+        if (p >= 0 && p < APP_MAX_PARTITIONS)
+            n += atomic_load(&counts[p]);
     }
     return n;
 }
 
-/* Lets in-flight work of revoked partitions finish, serving delivery
- * reports meanwhile, until it is done or shutdown.grace_ms has passed. */
-static void drain(struct app *a, rd_kafka_topic_partition_list_t *parts)
+static void wait_for(struct app *a, atomic_int *counts, rd_kafka_topic_partition_list_t *parts,
+                     int64_t until_us)
 {
-    int64_t deadline = app_now_us() + a->cfg.shutdown_grace_ms * 1000;
-    if (a->cons->drain_deadline_us && a->cons->drain_deadline_us < deadline)
-        deadline = a->cons->drain_deadline_us;
-    while (pending_in(a, parts) > 0 && app_now_us() < deadline) {
+    while (count_in(counts, parts) > 0 && app_now_us() < until_us) {
         atomic_fetch_add(&a->beat_consumer, 1);
         rd_kafka_poll(a->producer, 10);
     }
-    size_t left = pending_in(a, parts);
-    if (left)
-        log_warn("revoke: %zu event(s) not finished within shutdown.grace_ms; the next owner "
-                 "replays them",
-                 left);
+}
+
+/* Revoked partitions start no new request (their generation moved); the
+ * requests on the wire get up to webex.timeout_ms, which curl enforces,
+ * then their records up to shutdown.grace_ms to be acknowledged, serving
+ * delivery reports meanwhile. Only then is the partition let go, so its
+ * next owner never runs a user's event while this one still has a request
+ * of that user on the wire. */
+static void drain(struct app *a, rd_kafka_topic_partition_list_t *parts)
+{
+    int64_t t0 = app_now_us();
+    wait_for(a, a->part_wire, parts, t0 + (a->cfg.webex_timeout_ms + 1000) * 1000);
+    long wire = count_in(a->part_wire, parts);
+    wait_for(a, a->part_busy, parts, app_now_us() + a->cfg.shutdown_grace_ms * 1000);
+    long busy = count_in(a->part_busy, parts);
+    if (wire || busy)
+        log_warn("revoke: %ld request(s) still unanswered after webex.timeout_ms, %ld event(s) "
+                 "not acknowledged within shutdown.grace_ms; the next owner replays them",
+                 wire, busy);
+    log_debug("revoke drained in %lld ms", (long long)(app_now_us() - t0) / 1000);
 }
 
 static void commit_revoked(struct app *a, rd_kafka_topic_partition_list_t *parts)
@@ -210,19 +238,32 @@ static void disown(struct consumer *c, int32_t p)
     }
 }
 
+static void bump(struct app *a, rd_kafka_topic_partition_list_t *parts, unsigned by)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        if (p >= 0 && p < APP_MAX_PARTITIONS)
+            atomic_fetch_add(&a->part_gen[p], by);
+    }
+}
+
 static void revoke(struct app *a, rd_kafka_topic_partition_list_t *parts, bool coop)
 {
     bool lost = rd_kafka_assignment_lost(a->consumer);
+    /* No new request for these partitions from now on; workers drop their
+     * waiting jobs. A lost assignment is someone else's already. */
+    bump(a, parts, lost ? 2 : 1);
+    atomic_fetch_add(&a->sweep_epoch, 1);
+    engines_wake(a);
     if (!lost) {
         drain(a, parts);
         commit_revoked(a, parts);
+        bump(a, parts, 1); /* let go: late answers are not ours to record */
     }
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
         if (p < 0 || p >= APP_MAX_PARTITIONS)
             continue;
-        /* Workers drop queued jobs of the old generation before sending. */
-        atomic_fetch_add(&a->part_gen[p], 1);
         if (a->cons->parts[p].t)
             disown(a->cons, p);
         off_free(a->cons->parts[p].t);
@@ -328,7 +369,15 @@ static void on_message(struct app *a, const rd_kafka_message_t *m)
         log_warn("message from unassigned partition %" PRId32 " ignored", p);
         return;
     }
-    if (off_add(cp->t, m->offset) != 0) {
+    int added = off_add(cp->t, m->offset);
+    if (added == -2) { /* untracked, a later commit point could pass it: stop */
+        log_err("out of memory tracking partition %" PRId32 " offset %" PRId64 "; stopping", p,
+                m->offset);
+        cp->frozen = true;
+        atomic_store(&a->fatal, true);
+        return;
+    }
+    if (added != 0) {
         log_warn("partition %" PRId32 " offset %" PRId64 " delivered twice; ignored", p, m->offset);
         return;
     }
@@ -372,10 +421,25 @@ static void on_consumer_error(struct app *a, const rd_kafka_message_t *m)
  * the pipeline running dry meanwhile). So partitions are paused only when
  * the pipeline stays full for PAUSE_AFTER_US (the API is slow or down),
  * where polling has to go on for rebalances; resumed below half. */
+/* The pipeline is full: pipeline.max_pending events held, or
+ * state.max_unacknowledged state records Kafka has not acknowledged (taking
+ * more would only pile up answered but unrecorded work). */
+static bool full(struct app *a)
+{
+    return atomic_load(&a->pending) >= a->cfg.pipeline_max_pending ||
+           journal_unacked(a->journal) >= a->cfg.state_max_unacknowledged;
+}
+
+static bool below_half(struct app *a)
+{
+    return atomic_load(&a->pending) < a->cfg.pipeline_max_pending / 2 &&
+           journal_unacked(a->journal) < (a->cfg.state_max_unacknowledged + 1) / 2;
+}
+
 static bool holding(struct app *a)
 {
     struct consumer *c = a->cons;
-    if (c->bp_paused || atomic_load(&a->pending) < a->cfg.pipeline_max_pending) {
+    if (c->bp_paused || !full(a)) {
         c->full_since_us = 0;
         return false;
     }
@@ -396,8 +460,7 @@ static void backpressure(struct app *a)
         c->bp_paused = true;
         c->full_since_us = 0;
         log_debug("paused: %ld events pending for %d ms", pending, PAUSE_AFTER_US / 1000);
-    } else if (c->bp_paused && pending < a->cfg.pipeline_max_pending / 2 &&
-               !atomic_load(&a->stopping)) {
+    } else if (c->bp_paused && below_half(a) && !atomic_load(&a->stopping)) {
         rd_kafka_topic_partition_list_t *l = assigned_list(a, false);
         /* partitions still catching up stay paused */
         for (int i = l->cnt - 1; i >= 0; i--)
@@ -474,21 +537,38 @@ static void update_lag(struct app *a)
     atomic_store(&a->lag, lag);
 }
 
+/* Stop as revoke does for every partition: no new request (workers drop
+ * what has not started), the requests on the wire get webex.timeout_ms,
+ * their records shutdown.grace_ms. */
 static void begin_stop(struct app *a)
 {
     struct consumer *c = a->cons;
-    c->drain_deadline_us = app_now_us() + a->cfg.shutdown_grace_ms * 1000;
+    atomic_fetch_add(&a->sweep_epoch, 1);
+    engines_wake(a);
+    c->stop_phase = 1;
+    c->stop_phase_until_us = app_now_us() + (a->cfg.webex_timeout_ms + 1000) * 1000;
     rd_kafka_topic_partition_list_t *l = assigned_list(a, false);
     set_paused(a, l, true);
     rd_kafka_topic_partition_list_destroy(l);
-    log_info("stopping: draining %ld pending event(s) for up to %ld ms", atomic_load(&a->pending),
-             a->cfg.shutdown_grace_ms);
+    log_info("stopping: %ld request(s) on the wire get up to webex.timeout_ms (%ld ms), their "
+             "records up to shutdown.grace_ms (%ld ms); %ld event(s) held",
+             count_in(a->part_wire, NULL), a->cfg.webex_timeout_ms, a->cfg.shutdown_grace_ms,
+             atomic_load(&a->pending));
 }
 
 static bool drained(struct app *a)
 {
-    return atomic_load(&a->pending) == 0 || app_now_us() >= a->cons->drain_deadline_us ||
-           atomic_load(&a->fatal);
+    struct consumer *c = a->cons;
+    int64_t now = app_now_us();
+    if (atomic_load(&a->fatal))
+        return true;
+    if (c->stop_phase == 1 &&
+        (count_in(a->part_wire, NULL) == 0 || now >= c->stop_phase_until_us)) {
+        c->stop_phase = 2;
+        c->stop_phase_until_us = now + a->cfg.shutdown_grace_ms * 1000;
+    }
+    return c->stop_phase == 2 &&
+           (count_in(a->part_busy, NULL) == 0 || now >= c->stop_phase_until_us);
 }
 
 static void *consumer_main(void *arg)

@@ -7,8 +7,10 @@
 
 #include "classify.h"
 #include "cred.h"
+#include "journal.h"
 #include "ratelimit.h"
 #include "log.h"
+#include "wsid.h"
 #include "resp.h"
 #include "result.h"
 
@@ -28,6 +30,7 @@
 #define RESP_BODY_MAX (1024 * 1024)
 #define MAX_POLL_MS 200
 #define AUTH_POLL_US 20000
+#define LOOKUP_RECHECK_US 200000 /* state.lookup_wait_ms: how often the table is asked */
 
 struct xfer {
     CURL *easy;
@@ -61,6 +64,9 @@ struct engine {
     struct job *waiting;                     /* retries, ordered by due_us */
     struct job *blocked_head, *blocked_tail; /* ready to send */
     int nblocked;
+    struct job *held; /* map-changing, waiting for the journal bound (FIFO) */
+    int nheld;
+    unsigned swept;        /* the sweep epoch last acted on */
     struct job *auth_wait; /* 401: waiting for a renewed token */
     struct xfer *free_xfers;
     struct xfer *all;
@@ -84,8 +90,16 @@ static uint64_t rnd(struct engine *e)
 
 /* --- the due-time list --- */
 
+static void drop(struct engine *e, struct job *j);
+
+/* A job that may no longer start is dropped here rather than left to wait
+ * (a backoff can be a minute, and it holds its user's turn). */
 static void wait_until(struct engine *e, struct job *j, int64_t due_us)
 {
+    if (!job_may_start(e->a, j)) {
+        drop(e, j);
+        return;
+    }
     struct job **pp = &e->waiting;
     j->due_us = due_us;
     while (*pp && (*pp)->due_us <= due_us)
@@ -143,21 +157,12 @@ static void fail_auth(struct engine *e, struct job *j, const char *why)
     finish(e, j, &o);
 }
 
-/* A job of a revoked partition: its new owner replays it. */
+/* A job of a revoked partition, or any at stop: it starts no request; its
+ * partition's next owner (or the next run) replays it. */
 static void drop(struct engine *e, struct job *j)
 {
-    char key[EV_MAX_USER_ID + 1];
-    size_t keylen = j->keylen;
-    memcpy(key, j->key, keylen);
     atomic_fetch_sub(&e->a->n_inflight, 1);
-    atomic_fetch_sub(&e->a->pending, 1);
-    job_free(j);
-    pipe_key_done(e->a, key, keylen);
-}
-
-static bool stale(struct engine *e, const struct job *j)
-{
-    return j->gen != atomic_load(&e->a->part_gen[j->partition]);
+    pipe_drop(e->a, j);
 }
 
 /* --- starting a request --- */
@@ -203,9 +208,10 @@ static void header_value(const char *line, size_t len, const char *name, char *o
 
 static void close_gate(struct engine *e, int64_t until_us);
 
-/* A 429/423 closes the Retry-After gate as soon as its headers are read,
+/* A 429 closes the Retry-After gate as soon as its headers are read,
  * inside curl: curl may hand the connection to the next transfer before
- * this one is reaped, and that transfer's prerequest check must see it. */
+ * this one is reaped, and that transfer's prerequest check must see it.
+ * (A 423 locks one resource: only its user waits, see retry_later.) */
 static void gate_from_headers(struct xfer *x)
 {
     int64_t secs, ms = atomic_load(&x->e->a->backoff_initial_ms);
@@ -220,8 +226,8 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
     size_t len = size * n;
     int code;
     if (len > 5 && memcmp(line, "HTTP/", 5) == 0 && sscanf(line, "HTTP/%*s %d", &code) == 1)
-        x->status = code; /* the last status line wins (100 Continue, redirects) */
-    else if (len <= 2 && (x->status == 429 || x->status == 423)) /* end of headers */
+        x->status = code;                  /* the last status line wins (100 Continue, redirects) */
+    else if (len <= 2 && x->status == 429) /* end of headers */
         gate_from_headers(x);
     header_value(line, len, "Retry-After", x->retry_after, sizeof(x->retry_after));
     header_value(line, len, "TrackingID", x->webex_tracking, sizeof(x->webex_tracking));
@@ -369,6 +375,9 @@ static void set_fixed_options(struct engine *e, struct xfer *x)
     curl_easy_setopt(h, CURLOPT_PIPEWAIT, e->a->https ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* The path is built segment by segment (request.c): curl must not
+     * squash anything in it, dot segments included. */
+    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
     http_set_ca(h, e->a->cfg.webex_ca_file);
 }
 
@@ -423,12 +432,79 @@ static int send_request(struct engine *e, struct job *j, const char *ws)
     }
     j->attempts++;
     e->inflight++;
+    atomic_fetch_add(&e->a->part_wire[j->partition], 1);
     return 0;
+}
+
+/* The event names a workspace: it must be the user's own (the table's
+ * entry for the user, or no entry and no other user holding it). */
+static bool id_allowed(struct engine *e, struct job *j, enum st_status st, const char *known)
+{
+    const char *id = j->ev.workspace_id;
+    char holder[EV_MAX_USER_ID + 1];
+    const char *why = NULL;
+
+    if (st == ST_PRESENT && strcmp(known, id) != 0)
+        why = "workspaceId does not match the workspace the state table holds for this userId";
+    else if (st != ST_PRESENT && st_holder(e->a->state, id, holder, sizeof(holder)) &&
+             strcmp(holder, j->ev.user_id) != 0)
+        why = "workspaceId belongs to another userId in the state table";
+    if (!why)
+        return true;
+    finish_simple(e, j, RES_REJECTED, KIND_INVALID, NULL, why, NULL);
+    return false;
+}
+
+/* Waits (no request, no slot) for the state table to learn what it does
+ * not know yet: another instance's rename, a restarted instance's
+ * journal. Returns true while the state.lookup_wait_ms window is open. */
+static bool lookup_wait(struct engine *e, struct job *j)
+{
+    int64_t now = app_now_us(), window = atomic_load(&e->a->lookup_wait_ms) * 1000;
+    if (!j->lookup_since_us)
+        j->lookup_since_us = now;
+    int64_t end = j->lookup_since_us + window;
+    if (now >= end)
+        return false;
+    wait_until(e, j, now + LOOKUP_RECHECK_US < end ? now + LOOKUP_RECHECK_US : end);
+    return true;
+}
+
+/* An update or remove for a user the table has no workspace for. */
+static void no_workspace(struct engine *e, struct job *j)
+{
+    if (lookup_wait(e, j))
+        return;
+    if (j->ev.type == EV_REMOVE)
+        finish_simple(e, j, RES_SUCCEEDED, KIND_NONE, "not_provisioned", NULL, NULL);
+    else
+        finish_simple(e, j, RES_FAILED, KIND_UNKNOWN_WORKSPACE, NULL,
+                      "no workspace is known for this userId", NULL);
+}
+
+/* A provision answered 409 while the table had no workspace for the user:
+ * it ends already_provisioned as soon as the table learns the id. */
+static void conflict_recheck(struct engine *e, struct job *j)
+{
+    char ws[EV_MAX_WORKSPACE_ID + 1];
+    if (st_get(e->a->state, j->ev.user_id, ws, sizeof(ws)) == ST_PRESENT) {
+        struct outcome o = {.outcome = RES_SUCCEEDED,
+                            .http_status = 409,
+                            .note = "already_provisioned",
+                            .workspace_id = ws};
+        finish(e, j, &o);
+    } else if (!lookup_wait(e, j)) {
+        struct outcome o = {.outcome = RES_FAILED,
+                            .http_status = 409,
+                            .error_kind = KIND_CONFLICT,
+                            .error_message = j->conflict_msg};
+        finish(e, j, &o);
+    }
 }
 
 /* Decides, before any request, what the state table already answers.
  * Returns true when the job needs a request (its workspace id, if any, is
- * then in j->ws); otherwise the job is finished here. */
+ * then in j->ws); otherwise the job is finished, dropped or waiting. */
 static bool prepare(struct engine *e, struct job *j)
 {
     struct app *a = e->a;
@@ -436,7 +512,7 @@ static bool prepare(struct engine *e, struct job *j)
     struct st_src src = {a->cfg.topic_events, j->partition, j->offset};
     char ws[EV_MAX_WORKSPACE_ID + 1] = "";
 
-    if (stale(e, j)) {
+    if (!job_may_start(a, j)) {
         drop(e, j);
         return false;
     }
@@ -444,19 +520,21 @@ static bool prepare(struct engine *e, struct job *j)
         finish_simple(e, j, RES_SUCCEEDED, KIND_NONE, "replayed", NULL, NULL);
         return false;
     }
-    if (ev->type == EV_PROVISION)
-        return true;
-    if (ev->workspace_id)
-        snprintf(ws, sizeof(ws), "%s", ev->workspace_id);
-    else if (st_get(a->state, ev->user_id, ws, sizeof(ws)) != ST_PRESENT)
-        ws[0] = '\0';
-    if (!ws[0] && ev->type == EV_REMOVE) {
-        finish_simple(e, j, RES_SUCCEEDED, KIND_NONE, "not_provisioned", NULL, NULL);
+    if (ev->type == EV_PROVISION) {
+        if (!j->conflict_msg)
+            return true;
+        conflict_recheck(e, j);
         return false;
     }
+    enum st_status st = st_get(a->state, ev->user_id, ws, sizeof(ws));
+    if (ev->workspace_id && !id_allowed(e, j, st, ws))
+        return false;
+    if (ev->workspace_id)
+        snprintf(ws, sizeof(ws), "%s", ev->workspace_id);
+    else if (st != ST_PRESENT)
+        ws[0] = '\0';
     if (!ws[0]) {
-        finish_simple(e, j, RES_FAILED, KIND_UNKNOWN_WORKSPACE, NULL,
-                      "no workspace is known for this userId", NULL);
+        no_workspace(e, j);
         return false;
     }
     free(j->ws);
@@ -537,6 +615,11 @@ static void succeed(struct engine *e, struct job *j, long status, const char *no
             o.outcome = RES_FAILED;
             o.error_kind = KIND_PERMANENT;
             o.error_message = "success response without a workspace id";
+        } else if (wsid_check(r->id, strlen(r->id))) { /* it could never name one path */
+            o.outcome = RES_FAILED;
+            o.error_kind = KIND_PERMANENT;
+            o.error_message = "success response with an unusable workspace id";
+            o.workspace_id = r->id; /* logged: the audit trail keeps it */
         } else {
             o.workspace_id = r->id;
             o.state_put = true;
@@ -558,7 +641,33 @@ static void succeed(struct engine *e, struct job *j, long status, const char *no
     finish(e, j, &o);
 }
 
-static void retry_later(struct engine *e, struct job *j, const struct xfer *x, bool wait)
+/* Counts a wait that is not an attempt (429, 423, the Retry-After gate)
+ * against retry.max_wait_ms; past it the job fails and false is returned,
+ * so that no event pins its partition's commit point for ever. */
+static bool may_wait(struct engine *e, struct job *j, int64_t ms, int status)
+{
+    long limit = atomic_load(&e->a->max_wait_ms);
+    if (j->waited_ms + ms <= limit) {
+        j->waited_ms += ms;
+        return true;
+    }
+    char msg[200];
+    snprintf(msg, sizeof(msg),
+             "%s: waited %" PRId64 " s in total, the next wait (%" PRId64
+             " s) would pass retry.max_wait_ms (%ld s)",
+             status == 423 ? "workspace locked (HTTP 423)" : "rate limited (HTTP 429)",
+             j->waited_ms / 1000, ms / 1000, limit / 1000);
+    struct outcome o = {.outcome = RES_FAILED,
+                        .http_status = status ? status : -1,
+                        .error_kind = KIND_EXHAUSTED,
+                        .error_message = msg,
+                        .workspace_id = j->ws};
+    finish(e, j, &o);
+    return false;
+}
+
+static void retry_later(struct engine *e, struct job *j, const struct xfer *x, bool wait,
+                        int status)
 {
     struct app *a = e->a;
     int64_t now = app_now_us(), secs;
@@ -566,13 +675,20 @@ static void retry_later(struct engine *e, struct job *j, const struct xfer *x, b
                                 atomic_load(&a->backoff_initial_ms),
                                 atomic_load(&a->backoff_max_ms), rnd(e));
     if (wait) {
-        j->waits++;
         if (cls_retry_after(x->retry_after, app_epoch_ms() / 1000, &secs) == 0)
             ms = secs * 1000;
-        close_gate(e, now + ms * 1000);
-        rl_penalize(a->rl, now);
-        log_notice("Webex %s: waiting %" PRId64 " ms before any request",
-                   x->retry_after[0] ? "rate limit (Retry-After)" : "rate limit", ms);
+        if (!may_wait(e, j, ms, status))
+            return;
+        j->waits++;
+        if (status == 429) { /* the whole client waits, and slows down */
+            close_gate(e, now + ms * 1000);
+            rl_penalize(a->rl, now);
+            log_notice("Webex %s: waiting %" PRId64 " ms before any request",
+                       x->retry_after[0] ? "rate limit (Retry-After)" : "rate limit", ms);
+        } else { /* 423: this resource is locked; only its user waits */
+            log_info("Webex 423 (locked) for %s: this user waits %" PRId64 " ms", j->ev.user_id,
+                     ms);
+        }
     }
     wait_until(e, j, now + ms * 1000);
 }
@@ -594,7 +710,9 @@ static void complete(struct engine *e, struct xfer *x, CURLcode rc)
 
     if (rc == CURLE_ABORTED_BY_CALLBACK && x->gated) { /* never sent: wait, uncounted */
         j->attempts--;
-        wait_until(e, j, gate_us(e));
+        int64_t gate = gate_us(e), left = gate - app_now_us();
+        if (may_wait(e, j, left > 0 ? left / 1000 : 0, 429))
+            wait_until(e, j, gate);
         return;
     }
     if (rc == CURLE_OK)
@@ -617,6 +735,14 @@ static void complete(struct engine *e, struct xfer *x, CURLcode rc)
         if (v.kind == KIND_AUTH)
             log_auth_failed("Webex rejected the renewed access token (401)");
         error_message(x, &r, status, msg, sizeof(msg));
+        /* 409 and no id known: the id may still be on its way (another
+         * instance's journal, a record not yet read); wait for it. */
+        if (v.kind == KIND_CONFLICT && atomic_load(&e->a->lookup_wait_ms) > 0 &&
+            (j->conflict_msg = strdup(msg))) {
+            j->lookup_since_us = 0;
+            conflict_recheck(e, j);
+            break;
+        }
         struct outcome o = {.outcome = RES_FAILED,
                             .http_status = status ? (int)status : -1,
                             .error_kind = v.kind,
@@ -626,10 +752,10 @@ static void complete(struct engine *e, struct xfer *x, CURLcode rc)
         break;
     }
     case CLS_RETRY:
-        retry_later(e, j, x, false);
+        retry_later(e, j, x, false, (int)status);
         break;
     case CLS_WAIT:
-        retry_later(e, j, x, true);
+        retry_later(e, j, x, true, (int)status);
         break;
     case CLS_REAUTH:
         j->auth_retried = true;
@@ -654,7 +780,11 @@ static void reap(struct engine *e)
         CURLcode rc = m->data.result;
         curl_multi_remove_handle(e->multi, m->easy_handle);
         e->inflight--;
+        /* off the wire only once its outcome is on its way (part_busy), so
+         * a drain never sees neither */
+        int32_t p = x->job->partition;
         complete(e, x, rc);
+        atomic_fetch_sub(&e->a->part_wire[p], 1);
         xfer_put(e, x);
     }
 }
@@ -701,11 +831,59 @@ static void take_ready(struct engine *e)
     }
 }
 
+/* While this many state records are not in Kafka, or the journal cannot
+ * write, no request that changes the userId -> workspace map starts: the
+ * answers would only pile up unrecorded (state.max_unacknowledged). */
+static bool hold_map_changes(struct engine *e)
+{
+    return journal_unacked(e->a->journal) >= e->a->cfg.state_max_unacknowledged ||
+           journal_failing(e->a->journal, NULL, 0);
+}
+
+static void hold(struct engine *e, struct job *j)
+{
+    struct job **pp = &e->held;
+    while (*pp)
+        pp = &(*pp)->next;
+    j->next = NULL;
+    *pp = j;
+    e->nheld++;
+    atomic_fetch_add(&e->a->n_held, 1);
+}
+
+/* The held jobs go back to the front of the blocked queue, in order. */
+static void unhold(struct engine *e)
+{
+    if (!e->held || hold_map_changes(e))
+        return;
+    struct job *last = e->held;
+    while (last->next)
+        last = last->next;
+    last->next = e->blocked_head;
+    if (!e->blocked_head)
+        e->blocked_tail = last;
+    e->blocked_head = e->held;
+    e->nblocked += e->nheld;
+    atomic_fetch_sub(&e->a->n_held, e->nheld);
+    e->held = NULL;
+    e->nheld = 0;
+}
+
 /* Starts blocked jobs while a slot, the gate and the limiter allow;
  * returns when the next one may be tried (INT64_MAX: when woken). */
 static int64_t send_blocked(struct engine *e, int64_t now)
 {
+    bool holding = e->blocked_head && hold_map_changes(e);
     while (e->blocked_head && e->inflight < e->capacity) {
+        struct job *j = e->blocked_head;
+        if (!job_may_start(e->a, j)) {
+            drop(e, unblock(e));
+            continue;
+        }
+        if (holding && job_changes_map(j)) {
+            hold(e, unblock(e));
+            continue;
+        }
         int64_t gate = gate_us(e);
         if (gate > now)
             return gate;
@@ -715,6 +893,46 @@ static int64_t send_blocked(struct engine *e, int64_t now)
         send_or_fail(e, unblock(e));
     }
     return INT64_MAX;
+}
+
+/* Drops every waiting job that may no longer start (its partition is
+ * being revoked, or bwprovd stops), so a revoke or a stop need not wait for
+ * a backoff to run out. */
+static struct job *sweep_list(struct engine *e, struct job *head, int *removed)
+{
+    struct job **pp = &head;
+    while (*pp) {
+        struct job *j = *pp;
+        if (job_may_start(e->a, j)) {
+            pp = &j->next;
+            continue;
+        }
+        *pp = j->next;
+        (*removed)++;
+        drop(e, j);
+    }
+    return head;
+}
+
+static void sweep(struct engine *e)
+{
+    unsigned epoch = atomic_load(&e->a->sweep_epoch);
+    if (epoch == e->swept)
+        return;
+    e->swept = epoch;
+    int gone = 0;
+    e->waiting = sweep_list(e, e->waiting, &gone);
+    e->auth_wait = sweep_list(e, e->auth_wait, &gone);
+    gone = 0;
+    e->held = sweep_list(e, e->held, &gone);
+    e->nheld -= gone;
+    atomic_fetch_sub(&e->a->n_held, gone);
+    gone = 0;
+    e->blocked_head = sweep_list(e, e->blocked_head, &gone);
+    e->nblocked -= gone;
+    e->blocked_tail = e->blocked_head;
+    while (e->blocked_tail && e->blocked_tail->next)
+        e->blocked_tail = e->blocked_tail->next;
 }
 
 static void engine_free(struct engine *e);
@@ -912,6 +1130,8 @@ static void *engine_main(void *arg)
         if (atomic_load(&e->a->debug_hang) && e->index == 0)
             hang(e);
         int64_t now = app_now_us();
+        sweep(e);
+        unhold(e);
         move_due(e, now);
         take_ready(e);
         int64_t wake = send_blocked(e, now);
@@ -985,6 +1205,7 @@ static void engine_free(struct engine *e)
     }
     free_list(e->waiting);
     free_list(e->blocked_head);
+    free_list(e->held);
     free_list(e->auth_wait);
     if (e->multi)
         curl_multi_cleanup(e->multi); /* closes pooled connections: on_close() */

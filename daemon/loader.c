@@ -1,15 +1,18 @@
 /* loader: the state loader thread. A consumer without a group assign()s
  * every partition of topic.state from the beginning and tails it into the
  * state table, so each instance knows every userId -> workspace mapping the
- * group has written. Our own records are already in the table (workers write
- * through), so records carrying our instance id are skipped: applying them
+ * group has written (removed markers included). A record older than the
+ * table's entry for its user (same partition, lower offset: a late writer)
+ * is ignored, so a late write can never undo a newer one here. Our own records are already in the
+ * table (workers write through), so records carrying our instance id are skipped: applying them
  * late could otherwise undo a newer local change. */
 #include "app.h"
 
 #include "log.h"
+#include "result.h"
+#include "wsid.h"
 
 #include <inttypes.h>
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +40,8 @@ static bool header_is(const rd_kafka_message_t *m, const char *name, const char 
     return len == strlen(value) && memcmp(v, value, len) == 0;
 }
 
-/* "topic/partition/offset" from the bwprovd-source header of a tombstone. */
+/* "topic/partition/offset" from the bwprovd-source header of a tombstone
+ * (written by versions before removed markers). */
 static bool source_of(const rd_kafka_message_t *m, char *topic, size_t cap, struct st_src *src)
 {
     rd_kafka_headers_t *h = NULL;
@@ -64,45 +68,39 @@ static bool source_of(const rd_kafka_message_t *m, char *topic, size_t cap, stru
     return true;
 }
 
-static const char *jstr(json_object *o, const char *name)
+static void table_write(int rc, const char *user, const rd_kafka_message_t *m)
 {
-    json_object *v;
-    if (!json_object_object_get_ex(o, name, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    return json_object_get_string(v);
-}
-
-static bool jsource(json_object *o, char *topic, size_t cap, struct st_src *src)
-{
-    json_object *s, *p, *off;
-    const char *t;
-    if (!json_object_object_get_ex(o, "source", &s) || !json_object_is_type(s, json_type_object) ||
-        !(t = jstr(s, "topic")) || !json_object_object_get_ex(s, "partition", &p) ||
-        !json_object_object_get_ex(s, "offset", &off))
-        return false;
-    snprintf(topic, cap, "%s", t);
-    src->topic = topic;
-    src->partition = json_object_get_int(p);
-    src->offset = json_object_get_int64(off);
-    return true;
+    if (rc < 0)
+        log_err("state table: out of memory");
+    else if (rc > 0) /* a late writer: the table keeps the newer change */
+        log_info("state record for %s at partition %" PRId32 " offset %" PRId64
+                 " is older than what the table has; ignored",
+                 user, m->partition, m->offset);
 }
 
 static void apply_record(struct app *a, const rd_kafka_message_t *m, const char *user)
 {
-    char topic[512];
-    struct st_src src = {NULL, -1, -1};
-
-    json_object *o = json_tokener_parse((const char *)m->payload);
-    const char *ws = o ? jstr(o, "workspaceId") : NULL;
-    if (!ws || !*ws) {
-        log_warn("state record for %s at %s/%" PRId32 "/%" PRId64 " has no workspaceId; ignored",
+    struct res_state_in in;
+    if (res_state_parse(m->payload, m->len, &in) != 0) {
+        log_warn("state record for %s at %s/%" PRId32 "/%" PRId64 " is not a JSON object; ignored",
                  user, a->cfg.topic_state, m->partition, m->offset);
-    } else {
-        jsource(o, topic, sizeof(topic), &src);
-        if (st_put(a->state, user, ws, &src) != 0)
-            log_err("state table: out of memory");
+        return;
     }
-    json_object_put(o);
+    if (in.other_kind) /* a subscriber's, say: not this table's */
+        return;
+    struct st_src src = {in.source.topic, in.source.partition, in.source.offset};
+    if (in.removed) {
+        table_write(st_remove(a->state, user, &src), user, m);
+        return;
+    }
+    const char *bad =
+        in.workspace_id ? wsid_check(in.workspace_id, strlen(in.workspace_id)) : "is missing";
+    if (bad) {
+        log_warn("state record for %s at %s/%" PRId32 "/%" PRId64 ": workspaceId %s; ignored", user,
+                 a->cfg.topic_state, m->partition, m->offset, bad);
+        return;
+    }
+    table_write(st_put(a->state, user, in.workspace_id, &src), user, m);
 }
 
 static void apply(struct app *a, const rd_kafka_message_t *m)
@@ -120,20 +118,12 @@ static void apply(struct app *a, const rd_kafka_message_t *m)
         return;
     memcpy(user, m->key, m->key_len);
     user[m->key_len] = '\0';
-    if (!m->payload) {
+    if (!m->payload) { /* a tombstone: earlier versions' remove */
         source_of(m, topic, sizeof(topic), &src);
-        if (st_remove(a->state, user, &src) != 0)
-            log_err("state table: out of memory");
+        table_write(st_remove(a->state, user, &src), user, m);
         return;
     }
-    /* json-c needs a terminated string; state records are small */
-    char *copy = strndup(m->payload, m->len);
-    if (!copy)
-        return;
-    rd_kafka_message_t tmp = *m;
-    tmp.payload = copy;
-    apply_record(a, &tmp, user);
-    free(copy);
+    apply_record(a, m, user);
 }
 
 static void advance(struct loader *l, int32_t p, int64_t next)

@@ -4,6 +4,7 @@
 #include "app.h"
 
 #include "cfg.h"
+#include "journal.h"
 #include "classify.h"
 #include "cred.h"
 #include "log.h"
@@ -121,6 +122,8 @@ static void apply_reloadable(struct app *a)
     atomic_store(&a->max_attempts, a->cfg.retry_max_attempts);
     atomic_store(&a->backoff_initial_ms, a->cfg.retry_backoff_initial_ms);
     atomic_store(&a->backoff_max_ms, a->cfg.retry_backoff_max_ms);
+    atomic_store(&a->max_wait_ms, a->cfg.retry_max_wait_ms);
+    atomic_store(&a->lookup_wait_ms, a->cfg.state_lookup_wait_ms);
 }
 
 static void make_instance_id(struct app *a)
@@ -171,7 +174,18 @@ static void send_status(struct app *a, uint64_t *last_done, int64_t *last_us)
     double allowed = rl_current(a->rl, now);
     if (allowed > 0 && (a->cfg.webex_rate_limit == 0 || allowed < a->cfg.webex_rate_limit) &&
         n > 0 && (size_t)n < sizeof(s)) /* slowed down after 429s */
-        snprintf(s + n, sizeof(s) - (size_t)n, "; rate limited to %.0f/s", allowed);
+        n += snprintf(s + n, sizeof(s) - (size_t)n, "; rate limited to %.0f/s", allowed);
+    char why[200];
+    long unacked = journal_unacked(a->journal);
+    if (n > 0 && (size_t)n < sizeof(s) && journal_failing(a->journal, why, sizeof(why)))
+        n += snprintf(s + n, sizeof(s) - (size_t)n,
+                      "; holding state-changing requests: state journal failing (%s)", why);
+    else if (n > 0 && (size_t)n < sizeof(s) && unacked >= a->cfg.state_max_unacknowledged)
+        n += snprintf(s + n, sizeof(s) - (size_t)n,
+                      "; holding state-changing requests: %ld state records not acknowledged "
+                      "by Kafka",
+                      unacked);
+    (void)n;
     ntf_status(s);
 }
 
@@ -317,7 +331,9 @@ static void run(struct app *a, int sfd, const struct opts *o)
 {
     uint64_t last_done = 0;
     int64_t last_us = app_now_us(), next_status = 0;
-    int64_t grace_us = a->cfg.shutdown_grace_ms * 1000;
+    /* a stop may take webex.timeout_ms for the requests on the wire and
+     * shutdown.grace_ms for their records */
+    int64_t stop_us = (a->cfg.webex_timeout_ms + a->cfg.shutdown_grace_ms) * 1000;
     struct watchdog w;
 
     watchdog_init(a, &w);
@@ -331,7 +347,7 @@ static void run(struct app *a, int sfd, const struct opts *o)
         watchdog_tick(a, &w, now);
         if (atomic_load(&a->stopping) && now >= next_status) {
             /* keep systemd's stop timeout ahead of the drain */
-            ntf_extend_timeout((uint64_t)grace_us + 5000000);
+            ntf_extend_timeout((uint64_t)stop_us + 5000000);
         }
         if (now >= next_status) {
             check_kafka_back(a);
@@ -373,14 +389,49 @@ static int wait_kafka(struct app *a, int sfd, const struct opts *o)
     return -1;
 }
 
+/* What a previous run journaled and Kafka never acknowledged goes to the
+ * state topic before any event runs: the table first catches up with the
+ * topic, so only what the topic lacks is published. Bounded by
+ * startup.timeout_ms; answers SIGTERM. */
+static int replay_journal(struct app *a, int sfd, const struct opts *o)
+{
+    size_t left = journal_left(a->journal);
+    if (!left)
+        return 0;
+    int64_t deadline = app_now_us() + a->cfg.startup_timeout_ms * 1000;
+    bool barrier = false;
+    ntf_status("Reading the state topic before publishing the state journal");
+    while (!atomic_load(&a->stopping) && app_now_us() < deadline) {
+        if (!barrier)
+            barrier = loader_set_barrier(a) == 0;
+        if (barrier && loader_caught_up(a)) {
+            size_t n = outcome_replay_journal(a);
+            log_notice("state journal: %zu entr%s left by the previous run; %zu record(s) the "
+                       "state topic lacked published again",
+                       left, left == 1 ? "y" : "ies", n);
+            return 0;
+        }
+        struct pollfd p = {sfd, POLLIN, 0};
+        if (poll(&p, 1, 50) > 0)
+            handle_signals(a, sfd, o);
+    }
+    if (atomic_load(&a->stopping))
+        return 0;
+    log_err("the state topic could not be read within startup.timeout_ms; the state journal "
+            "is kept for the next start");
+    return -1;
+}
+
 static int start(struct app *a, rd_kafka_t *loader_rk, int sfd, const struct opts *o)
 {
     if (wait_kafka(a, sfd, o) != 0) {
         rd_kafka_destroy(loader_rk);
         return atomic_load(&a->stopping) ? 0 : EXIT_UNAVAILABLE;
     }
-    if (loader_start(a, loader_rk) != 0)
+    if (loader_start(a, loader_rk) != 0 || replay_journal(a, sfd, o) != 0)
         return EXIT_UNAVAILABLE;
+    if (atomic_load(&a->stopping))
+        return 0;
     if (engines_start(a) != 0 || consumer_start(a) != 0)
         return 1;
     return 0;
@@ -391,18 +442,35 @@ static void free_scheduled(struct ks_job *kj)
     job_free((struct job *)kj);
 }
 
+static void log_journal_stats(struct app *a)
+{
+    uint64_t entries, syncs, us;
+    if (!a->journal)
+        return;
+    journal_stats(a->journal, &entries, &syncs, &us);
+    log_info("state journal: %" PRIu64 " entries in %" PRIu64 " fdatasync calls (%" PRIu64
+             " us each on average)",
+             entries, syncs, syncs ? us / syncs : 0);
+}
+
 static void shutdown_all(struct app *a)
 {
     consumer_join(a);
     if (a->engines)
         engines_stop(a);
+    /* what waits for the disk is handed on; then Kafka gets a last moment
+     * (the stop already waited shutdown.grace_ms: the journal keeps what
+     * Kafka did not take) */
+    journal_stop(a->journal);
     if (a->producer) {
-        if (rd_kafka_flush(a->producer, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            log_warn("results not acknowledged at exit; their events are replayed");
+        if (rd_kafka_flush(a->producer, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            log_warn("records not acknowledged at exit; their events are replayed, and the state "
+                     "journal publishes their state changes at the next start");
             rd_kafka_purge(a->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
             rd_kafka_poll(a->producer, 100);
         }
     }
+    log_journal_stats(a);
     loader_stop(a);
     if (a->ks) { /* what the workers never took */
         for (struct job *j = pipe_take(a, INT32_MAX); j;) {
@@ -416,6 +484,8 @@ static void shutdown_all(struct app *a)
         rd_kafka_destroy(a->consumer);
     if (a->producer)
         rd_kafka_destroy(a->producer);
+    journal_close(a->journal); /* no delivery report can come any more */
+    a->journal = NULL;
     consumer_free(a);
 }
 
@@ -427,6 +497,29 @@ static void app_free(struct app *a)
     rl_free(a->rl);
     pthread_mutex_destroy(&a->lock);
     cfg_free(&a->cfg);
+}
+
+/* state.journal_dir, else systemd's $STATE_DIRECTORY (the first, when it
+ * lists several), else CFG_STATE_DIR. */
+static int open_journal(struct app *a, char *err, size_t errlen)
+{
+    char dir[4096];
+    const char *env = getenv("STATE_DIRECTORY");
+    if (a->cfg.state_journal_dir)
+        snprintf(dir, sizeof(dir), "%s", a->cfg.state_journal_dir);
+    else if (env && *env)
+        snprintf(dir, sizeof(dir), "%.*s", (int)strcspn(env, ":"), env);
+    else
+        snprintf(dir, sizeof(dir), "%s", CFG_STATE_DIR);
+    a->journal = journal_open(dir, err, errlen);
+    if (!a->journal)
+        return -1;
+    size_t left = journal_left(a->journal);
+    if (left)
+        log_notice("state journal in %s/journal: %zu state change(s) of a previous run not yet "
+                   "acknowledged by Kafka",
+                   dir, left);
+    return 0;
 }
 
 static int app_init(struct app *a, char *err, size_t errlen)
@@ -451,6 +544,8 @@ static int app_init(struct app *a, char *err, size_t errlen)
         a->cfg.webex_ca_file = p;
     }
     apply_reloadable(a);
+    if (open_journal(a, err, errlen) != 0)
+        return EXIT_CONFIG;
     a->token = token_new(&a->cfg, err, errlen);
     return a->token ? 0 : EXIT_CONFIG;
 }

@@ -1,10 +1,14 @@
 /* outcome: turns a finished job into its records: the result (always), a
  * DLQ copy (failed and rejected), and state records (SPEC §4), written
  * through to the in-memory state table first so the user's next event sees
- * them. The offset is finished from the delivery reports (consumer.c). */
+ * them. A job with state records is journaled, and its records are
+ * produced only once the journal has them on disk: an id Webex answered is
+ * then safe from a Kafka outage and a restart. The offset is finished from
+ * the delivery reports (consumer.c). */
 #include "app.h"
 
 #include "classify.h"
+#include "journal.h"
 #include "log.h"
 #include "resp.h"
 #include "result.h"
@@ -14,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#define MAX_RECS 5
 
 struct rec {
     const char *topic;
@@ -25,6 +31,14 @@ struct rec {
     rd_kafka_headers_t *hdrs;
 };
 
+/* A job's records waiting for the journal. */
+struct emission {
+    struct app *a;
+    struct job *j;
+    int n;
+    struct rec recs[MAX_RECS];
+};
+
 /* A record that cannot even be queued would be lost: the job is marked so
  * its offset is never stored, and the daemon stops (a restart replays it). */
 static void produce_lost(struct app *a, struct job *j, const char *topic, rd_kafka_resp_err_t e)
@@ -33,6 +47,14 @@ static void produce_lost(struct app *a, struct job *j, const char *topic, rd_kaf
             rd_kafka_err2str(e));
     atomic_store(&a->fatal, true);
     atomic_store(&j->lost, true);
+}
+
+static void release_rec(struct rec *r)
+{
+    if (r->value_owned)
+        free(r->value);
+    if (r->hdrs)
+        rd_kafka_headers_destroy(r->hdrs);
 }
 
 static void produce(struct app *a, struct job *j, struct rec *r)
@@ -51,10 +73,7 @@ static void produce(struct app *a, struct job *j, struct rec *r)
             usleep(1000);
             continue;
         }
-        if (r->value_owned)
-            free(r->value);
-        if (r->hdrs)
-            rd_kafka_headers_destroy(r->hdrs);
+        release_rec(r);
         produce_lost(a, j, r->topic, e);
         if (atomic_fetch_sub(&j->acks, 1) == 1)
             job_free(j); /* no report will come for it */
@@ -119,10 +138,23 @@ static rd_kafka_headers_t *state_headers(struct app *a, struct job *j)
     return h;
 }
 
-static struct rec state_tombstone(struct app *a, struct job *j, char *user)
+/* The removed marker of SPEC §4: a record, not a tombstone, so compaction
+ * keeps it and a replay still finds the user removed. */
+static struct rec state_marker(struct app *a, struct job *j, char *user, const char *ws,
+                               const char *renamed_to)
 {
-    return (struct rec){a->cfg.topic_state, user, strlen(user), NULL, 0, false,
-                        state_headers(a, j)};
+    struct res_state s = {
+        .removed = true,
+        .renamed_to = renamed_to,
+        .workspace_id = ws,
+        .user_id = user,
+        .event_id = j->ev.event_id,
+        .source = {a->cfg.topic_events, j->partition, j->offset},
+        .updated_ms = app_epoch_ms(),
+    };
+    struct rec rec = {a->cfg.topic_state, user, strlen(user), NULL, 0, true, state_headers(a, j)};
+    rec.value = res_state_to_json(&s, &rec.len);
+    return rec;
 }
 
 static struct rec state_record(struct app *a, struct job *j, char *user, const char *ws,
@@ -147,8 +179,16 @@ static struct rec state_record(struct app *a, struct job *j, char *user, const c
     return rec;
 }
 
-/* Writes the change into the table now and returns its records. A rename is
- * a tombstone for the old userId and a record for the new one. */
+static void table_write(int rc, const char *user)
+{
+    if (rc < 0)
+        log_err("state table: out of memory");
+    else if (rc > 0)
+        log_debug("state table: a newer change for %s is already there", user);
+}
+
+/* Writes the change into the table now and returns its records. A rename
+ * is a removed marker for the old userId and a record for the new one. */
 static int state_change(struct app *a, struct job *j, const struct outcome *o, struct rec *out)
 {
     const struct ev_event *ev = &j->ev;
@@ -156,19 +196,16 @@ static int state_change(struct app *a, struct job *j, const struct outcome *o, s
     int n = 0;
 
     if (o->state_remove) {
-        if (st_remove(a->state, ev->user_id, &src) != 0)
-            log_err("state table: out of memory");
-        out[n++] = state_tombstone(a, j, ev->user_id);
+        table_write(st_remove(a->state, ev->user_id, &src), ev->user_id);
+        out[n++] = state_marker(a, j, ev->user_id, o->workspace_id, NULL);
     }
     if (o->state_put) {
         char *user = ev->new_user_id ? ev->new_user_id : ev->user_id;
         if (ev->new_user_id && strcmp(ev->new_user_id, ev->user_id) != 0) {
-            if (st_remove(a->state, ev->user_id, &src) != 0)
-                log_err("state table: out of memory");
-            out[n++] = state_tombstone(a, j, ev->user_id);
+            table_write(st_remove(a->state, ev->user_id, &src), ev->user_id);
+            out[n++] = state_marker(a, j, ev->user_id, o->workspace_id, user);
         }
-        if (st_put(a->state, user, o->workspace_id, &src) != 0)
-            log_err("state table: out of memory");
+        table_write(st_put(a->state, user, o->workspace_id, &src), user);
         out[n++] = state_record(a, j, user, o->workspace_id, o->resp);
     }
     return n;
@@ -176,8 +213,13 @@ static int state_change(struct app *a, struct job *j, const struct outcome *o, s
 
 static void log_it(struct app *a, const struct job *j, const struct outcome *o)
 {
+    int level = o->outcome == RES_SUCCEEDED ? LOG_LVL_INFO : LOG_LVL_WARNING;
+    /* A new workspace id is logged at notice: the journal keeps an audit
+     * trail of ids even where outcomes are not logged (log.level=notice). */
+    if (o->outcome == RES_SUCCEEDED && o->state_put && j->ev.type == EV_PROVISION)
+        level = LOG_LVL_NOTICE;
     struct log_outcome l = {
-        .level = o->outcome == RES_SUCCEEDED ? LOG_LVL_INFO : LOG_LVL_WARNING,
+        .level = level,
         .event_id = j->ev.event_id,
         .event_type = ev_type_name(j->ev.type),
         .user_id = j->ev.user_id,
@@ -188,6 +230,7 @@ static void log_it(struct app *a, const struct job *j, const struct outcome *o)
         .topic = a->cfg.topic_events,
         .partition = j->partition,
         .offset = j->offset,
+        .workspace_id = o->workspace_id,
         .detail = o->note ? o->note : o->error_message,
     };
     log_outcome(&l);
@@ -202,39 +245,206 @@ static void count(struct app *a, int outcome)
     atomic_fetch_add(&a->n_done_total, 1);
 }
 
-void outcome_emit(struct app *a, struct job *j, const struct outcome *o)
+static void send_one(struct app *a, struct job *j, struct rec *r)
 {
-    struct rec recs[5];
-    int n = 0;
+    if (r->value_owned && !r->value) { /* building it ran out of memory */
+        release_rec(r);
+        produce_lost(a, j, r->topic, RD_KAFKA_RESP_ERR__FAIL);
+        if (atomic_fetch_sub(&j->acks, 1) == 1)
+            job_free(j);
+        return;
+    }
+    produce(a, j, r);
+}
+
+/* Produces the records, then ends the key's turn (after: the delivery
+ * reports may free j as soon as the first record is queued). */
+static void send_all(struct app *a, struct job *j, struct rec *recs, int n)
+{
     char key[EV_MAX_USER_ID + 1];
     size_t keylen = 0;
     bool release = j->valid;
+    struct ks_barrier *barrier = j->barrier;
 
-    log_it(a, j, o);
-    count(a, o->outcome);
-    if (release) { /* the key is released only after its records are queued */
+    if (release) {
         keylen = j->keylen;
         memcpy(key, j->key, keylen);
     }
+    atomic_store(&j->acks, n);
+    for (int i = 0; i < n; i++)
+        send_one(a, j, &recs[i]);
+    /* j may be gone now. */
+    if (release)
+        pipe_key_done(a, key, keylen, barrier);
+}
+
+/* The journal has the job's state records on disk: now to Kafka. */
+static void journaled(void *arg)
+{
+    struct emission em = *(struct emission *)arg;
+    free(arg);
+    send_all(em.a, em.j, em.recs, em.n);
+}
+
+/* Journals the state records recs[first..n) and sends all n once they are
+ * on disk; without a journal entry (too large, out of memory) at once. */
+static void journal_then_send(struct app *a, struct job *j, struct rec *recs, int n, int first)
+{
+    struct jf_rec jr[MAX_RECS];
+    struct emission *em = malloc(sizeof(*em));
+    for (int i = first; i < n; i++)
+        jr[i - first] = (struct jf_rec){recs[i].key, recs[i].keylen, recs[i].value,
+                                        recs[i].value ? recs[i].len : 0};
+    if (em) {
+        *em = (struct emission){a, j, n, {{0}}};
+        memcpy(em->recs, recs, (size_t)n * sizeof(*recs));
+        j->jseq = journal_append(a->journal, jr, n - first, journaled, em);
+    }
+    if (!em || !j->jseq) {
+        log_err("cannot journal the state change of %s (out of memory); it goes to Kafka only",
+                j->ev.user_id);
+        free(em);
+        send_all(a, j, recs, n);
+    }
+}
+
+static void busy(struct app *a, struct job *j)
+{
+    if (!j->busy) {
+        j->busy = true;
+        atomic_fetch_add(&a->part_busy[j->partition], 1);
+    }
+}
+
+/* An answer that arrived after j's partition was let go (a lost
+ * assignment, a revoke that outlasted webex.timeout_ms): the partition's
+ * new owner replays the event, so nothing is recorded, except a workspace
+ * id that only this answer carries (a provision), unless the table already
+ * has something newer for the user. */
+static void late(struct app *a, struct job *j, const struct outcome *o)
+{
+    struct st_src src = {a->cfg.topic_events, j->partition, j->offset};
+    bool keep = o->outcome == RES_SUCCEEDED && o->state_put && j->ev.type == EV_PROVISION &&
+                !st_older(a->state, j->ev.user_id, &src);
+    if (!keep) {
+        log_info("late answer for %s (partition %" PRId32 " offset %" PRId64 " was revoked): "
+                 "not recorded; the partition's owner replays the event",
+                 j->ev.user_id, j->partition, j->offset);
+        pipe_drop(a, j);
+        return;
+    }
+    log_notice("late answer for %s (partition %" PRId32 " offset %" PRId64 " was revoked): "
+               "keeping workspace id %s in the state table",
+               j->ev.user_id, j->partition, j->offset, o->workspace_id);
+    struct rec recs[MAX_RECS];
+    int n = state_change(a, j, o, recs);
+    busy(a, j);
+    journal_then_send(a, j, recs, n, 0);
+}
+
+void outcome_emit(struct app *a, struct job *j, const struct outcome *o)
+{
+    struct rec recs[MAX_RECS];
+    int n = 0;
+
+    log_it(a, j, o);
+    if (j->valid && !job_owned(a, j)) {
+        late(a, j, o);
+        return;
+    }
+    count(a, o->outcome);
     recs[n++] = result_rec(a, j, o);
     if (o->outcome != RES_SUCCEEDED)
         recs[n++] = dlq_rec(a, j, o);
+    int first_state = n;
     if (o->outcome == RES_SUCCEEDED)
         n += state_change(a, j, o, recs + n);
+    busy(a, j);
+    if (n > first_state)
+        journal_then_send(a, j, recs, n, first_state);
+    else
+        send_all(a, j, recs, n);
+}
 
-    atomic_store(&j->acks, n);
+/* --- the journal of a previous run --- */
+
+struct replay {
+    struct app *a;
+    size_t produced;
+};
+
+/* A record the state topic lacks: the table had nothing as new for the
+ * user (same partition, offset at least as high). */
+static bool missing(struct app *a, const struct jf_rec *r, char *user, struct res_state_in *in)
+{
+    if (r->keylen == 0 || r->keylen > EV_MAX_USER_ID || memchr(r->key, '\0', r->keylen) ||
+        res_state_parse(r->value, r->len, in) != 0 || in->other_kind || !in->source.topic)
+        return false;
+    memcpy(user, r->key, r->keylen);
+    user[r->keylen] = '\0';
+    struct st_src src = {in->source.topic, in->source.partition, in->source.offset};
+    return !st_applied(a->state, user, &src);
+}
+
+static void replay_entry(void *arg, uint64_t seq, const struct jf_rec *recs, int n)
+{
+    struct replay *rp = arg;
+    struct app *a = rp->a;
+    int keep[JF_MAX_RECS], k = 0;
+    struct res_state_in ins[JF_MAX_RECS];
+
     for (int i = 0; i < n; i++) {
-        if (recs[i].value_owned && !recs[i].value) { /* JSON building ran out of memory */
-            if (recs[i].hdrs)
-                rd_kafka_headers_destroy(recs[i].hdrs);
-            produce_lost(a, j, recs[i].topic, RD_KAFKA_RESP_ERR__FAIL);
-            if (atomic_fetch_sub(&j->acks, 1) == 1)
-                job_free(j);
+        char user[EV_MAX_USER_ID + 1];
+        struct res_state_in in;
+        if (!missing(a, &recs[i], user, &in))
             continue;
-        }
-        produce(a, j, &recs[i]);
+        ins[k] = in;
+        ins[k].source.topic = ins[k].topic_buf; /* it pointed into in */
+        struct st_src src = {in.source.topic, in.source.partition, in.source.offset};
+        if (in.removed)
+            table_write(st_remove(a->state, user, &src), user);
+        else if (in.workspace_id)
+            table_write(st_put(a->state, user, in.workspace_id, &src), user);
+        keep[k++] = i;
     }
-    /* j may be gone now. */
-    if (release)
-        pipe_key_done(a, key, keylen);
+    struct job *j = k ? calloc(1, sizeof(*j)) : NULL;
+    if (!j) {
+        if (k)
+            log_err("out of memory publishing the journal; it is kept for the next start");
+        else
+            journal_ack(a->journal, seq); /* the topic has it, or it is unusable */
+        return;
+    }
+    /* Not an event: its records only, acked in the journal when Kafka has
+     * them (consumer_job_finished). Our writer id: the loader skips them,
+     * the table has them already. */
+    j->replay = true;
+    j->jseq = seq;
+    atomic_store(&j->acks, k);
+    for (int m = 0; m < k; m++) {
+        const struct jf_rec *r = &recs[keep[m]];
+        const struct res_source *src = &ins[m].source;
+        char srch[512];
+        int sl = snprintf(srch, sizeof(srch), "%s/%" PRId32 "/%" PRId64, src->topic, src->partition,
+                          src->offset);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+        rd_kafka_header_add(h, "bwprovd-writer", -1, a->instance_id, -1);
+        rd_kafka_header_add(h, "bwprovd-source", -1, srch, sl);
+        /* librdkafka copies the key; the value is handed over */
+        struct rec rec = {a->cfg.topic_state, NULL, r->keylen, malloc(r->len + 1), r->len, true, h};
+        char kbuf[EV_MAX_USER_ID + 1];
+        memcpy(kbuf, r->key, r->keylen);
+        rec.key = kbuf;
+        if (rec.value)
+            memcpy(rec.value, r->value, r->len);
+        send_one(a, j, &rec);
+        rp->produced++;
+    }
+}
+
+size_t outcome_replay_journal(struct app *a)
+{
+    struct replay rp = {a, 0};
+    journal_foreach_left(a->journal, replay_entry, &rp);
+    return rp.produced;
 }

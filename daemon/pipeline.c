@@ -35,9 +35,32 @@ void job_free(struct job *j)
         return;
     ev_clear(&j->ev);
     free(j->ws);
+    free(j->conflict_msg);
     free(j->key);
     free(j->value);
     free(j);
+}
+
+bool job_may_start(struct app *a, const struct job *j)
+{
+    return !atomic_load(&a->stopping) && atomic_load(&a->part_gen[j->partition]) == j->gen;
+}
+
+bool job_owned(struct app *a, const struct job *j)
+{
+    return atomic_load(&a->part_gen[j->partition]) - j->gen <= 1u;
+}
+
+bool job_changes_map(const struct job *j)
+{
+    const struct ev_event *ev = &j->ev;
+    return ev->type != EV_UPDATE || (ev->new_user_id && strcmp(ev->new_user_id, ev->user_id));
+}
+
+static bool is_rename(const struct job *j)
+{
+    return j->ev.type == EV_UPDATE && j->ev.new_user_id &&
+           strcmp(j->ev.new_user_id, j->ev.user_id) != 0;
 }
 
 /* Called with a->lock held. */
@@ -51,10 +74,22 @@ static void ready_push(struct app *a, struct job *j)
     a->ready_tail = j;
 }
 
+static struct job *job_of(struct ks_job *kj)
+{
+    return (struct job *)((char *)kj - offsetof(struct job, ks));
+}
+
 int pipe_submit(struct app *a, struct job *j)
 {
     pthread_mutex_lock(&a->lock);
     int r = ks_push(a->ks, j->key, j->keylen, &j->ks);
+    /* A rename A -> N takes N's turn behind N's earlier events: N's later
+     * events wait until the rename is done, so they find its workspace. */
+    if (r >= 0 && is_rename(j)) {
+        j->barrier = ks_barrier_push(a->ks, j->ev.new_user_id, strlen(j->ev.new_user_id));
+        if (!j->barrier)
+            log_warn("out of memory ordering a rename; %s may race it", j->ev.new_user_id);
+    }
     if (r == 1)
         ready_push(a, j);
     pthread_mutex_unlock(&a->lock);
@@ -63,15 +98,29 @@ int pipe_submit(struct app *a, struct job *j)
     return r < 0 ? -1 : 0;
 }
 
-void pipe_key_done(struct app *a, const char *key, size_t keylen)
+void pipe_key_done(struct app *a, const char *key, size_t keylen, struct ks_barrier *barrier)
 {
     pthread_mutex_lock(&a->lock);
     struct ks_job *next = ks_done(a->ks, key, keylen);
+    struct ks_job *after = barrier ? ks_barrier_release(a->ks, barrier) : NULL;
     if (next)
-        ready_push(a, (struct job *)((char *)next - offsetof(struct job, ks)));
+        ready_push(a, job_of(next));
+    if (after)
+        ready_push(a, job_of(after));
     pthread_mutex_unlock(&a->lock);
-    if (next)
+    if (next || after)
         engines_wake(a);
+}
+
+void pipe_drop(struct app *a, struct job *j)
+{
+    char key[EV_MAX_USER_ID + 1];
+    size_t keylen = j->keylen;
+    struct ks_barrier *barrier = j->barrier;
+    memcpy(key, j->key, keylen);
+    atomic_fetch_sub(&a->pending, 1);
+    job_free(j);
+    pipe_key_done(a, key, keylen, barrier);
 }
 
 struct job *pipe_take(struct app *a, int max)

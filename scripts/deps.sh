@@ -4,7 +4,7 @@
 # otherwise it prints the exact command and fails.
 set -eu
 PKGS="cmake make gcc pkg-config librdkafka-dev libcurl4-openssl-dev libjson-c-dev \
-libsystemd-dev libmicrohttpd-dev kcat python3 openssl systemd mandoc groff-base \
+libsystemd-dev zlib1g-dev libmicrohttpd-dev kcat python3 openssl systemd mandoc groff-base \
 dpkg-dev debhelper fakeroot lintian rpm debootstrap systemd-container valgrind \
 clang libclang-rt-dev"
 [ $# -gt 0 ] && PKGS="$*"

@@ -3,6 +3,7 @@
 configuration errors naming key and file:line (78), --check-config with
 secrets redacted, and exit 69 when Kafka never answers at start-up."""
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -13,9 +14,13 @@ import bwtest  # noqa: E402
 BIN = bwtest.require_env("BWPROVD")
 
 
+STATE = tempfile.mkdtemp(prefix="bwt-cli-")  # as systemd's StateDirectory= would give
+
+
 def run(*args, timeout=30):
+    env = dict(os.environ, STATE_DIRECTORY=STATE)
     p = subprocess.run([BIN] + list(args), capture_output=True, text=True, timeout=timeout,
-                       stdin=subprocess.DEVNULL)
+                       stdin=subprocess.DEVNULL, env=env)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -73,10 +78,15 @@ def main():
         rc, _, err = run("-c", conf, "-X", "pipeline.max_pending=-5")
         assert rc == 78 and "pipeline.max_pending" in err and "-X" in err, (rc, err)
 
+        # A journal directory that cannot be made: a clear message, 78.
+        rc, _, err = run("-c", conf, "-X", "state.journal_dir=/nonexistent/dir")
+        assert rc == 78 and "/nonexistent/dir/journal" in err, (rc, err)
+
         # Nothing listens on 127.0.0.1:1: Kafka never answers -> 69.
         rc, _, err = run("-c", conf, "-X", "startup.timeout_ms=1500", timeout=60)
         assert rc == 69, (rc, err)
         assert "s3cr3t-access-token" not in err
+    shutil.rmtree(STATE, ignore_errors=True)
     print("cli: all exit codes and messages as specified")
 
 

@@ -21,7 +21,7 @@ JOURNALD = "/lib/systemd/systemd-journald"
 INNER = "BWTEST_JOURNAL_INNER"
 FIELDS = ["BWPROVD_EVENT_ID", "BWPROVD_EVENT_TYPE", "BWPROVD_USER_ID", "BWPROVD_OUTCOME",
           "BWPROVD_HTTP_STATUS", "BWPROVD_TRACKING_ID", "BWPROVD_ATTEMPT", "BWPROVD_TOPIC",
-          "BWPROVD_PARTITION", "BWPROVD_OFFSET"]
+          "BWPROVD_PARTITION", "BWPROVD_OFFSET", "BWPROVD_WORKSPACE_ID"]
 MID_STARTED = "5b7e2a8cf1d14a4b9e0c1f6a3d2b7c01"
 
 
@@ -102,13 +102,22 @@ def check(user, evs):
     for e in entries:
         missing = [f for f in FIELDS if f not in e]
         assert not missing, "entry lacks %s: %s" % (missing, e)
-        assert e["SYSLOG_IDENTIFIER"] == "bwprovd" and e["PRIORITY"] == "6", e
+        # a new workspace id is logged at notice (the audit trail of ids
+        # survives log.level=notice), other successes at info
+        prio = "5" if e["BWPROVD_EVENT_TYPE"] == "workspace.provision" else "6"
+        assert e["SYSLOG_IDENTIFIER"] == "bwprovd" and e["PRIORITY"] == prio, e
         assert e["BWPROVD_OUTCOME"] == "succeeded" and e["BWPROVD_TOPIC"] == bwtest.TOPIC_EVENTS
         ev = want.pop(e["BWPROVD_EVENT_ID"])
         assert e["BWPROVD_EVENT_TYPE"] == ev["type"], e
         assert e["BWPROVD_TRACKING_ID"] == "bwprovd_" + ev["eventId"], e
         assert e["BWPROVD_HTTP_STATUS"] in ("200", "204") and e["BWPROVD_ATTEMPT"] == "1", e
         assert e["_TRANSPORT"] == "journal", "not sent with sd_journal_send: %s" % e["_TRANSPORT"]
+    # The workspace id is the audit trail outside Kafka: every outcome names
+    # it, and the journal finds a workspace's whole history by it.
+    ids = {e["BWPROVD_WORKSPACE_ID"] for e in entries}
+    assert len(ids) == 1, "one workspace, several ids in the journal: %s" % ids
+    by_id = journal("BWPROVD_WORKSPACE_ID=" + ids.pop())
+    assert len(by_id) == 3, "journalctl BWPROVD_WORKSPACE_ID= found %d entries" % len(by_id)
     started = journal("MESSAGE_ID=" + MID_STARTED)
     assert started and started[0]["SYSLOG_IDENTIFIER"] == "bwprovd", started
     # Nothing of the daemon went through the plain stream as logfmt.

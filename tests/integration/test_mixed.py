@@ -6,7 +6,7 @@ remove, interleaved across users) and malformed events.
 Asserts: one result per event; every valid event succeeded; every malformed
 one rejected and copied byte-for-byte to the DLQ with its reason; the
 simulator saw each user's calls in order (POST, PUT, DELETE) and none
-without the token; the state topic ends with a tombstone per user; READY,
+without the token; the state topic ends with a removed marker per user; READY,
 STATUS and STOPPING reached systemd's socket; SIGTERM exits 0.
 """
 import json
@@ -111,11 +111,18 @@ def check_simulator(sim, events):
 
 
 def check_state(state):
+    """Every user ends with a removed marker: a record compaction keeps,
+    never a bare tombstone (SPEC §4), naming the removed workspace."""
     last = {}
     for m in state:
         last[m["key"]] = m["value"]
     assert len(last) == USERS, len(last)
-    assert all(v is None for v in last.values()), "a user's last state record is not a tombstone"
+    for user, v in last.items():
+        assert v is not None, "%s: a bare tombstone" % user
+        rec = json.loads(v)
+        assert rec.get("removed") is True and rec.get("kind") == "workspace" and \
+            rec.get("userId") == user and rec.get("workspaceId") and rec.get("source"), \
+            "%s: last state record is not a removed marker: %s" % (user, v)
 
 
 def main():

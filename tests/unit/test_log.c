@@ -193,6 +193,7 @@ static void emit_outcome(void)
         .topic = "broadworks.provisioning.events",
         .partition = 3,
         .offset = 1842,
+        .workspace_id = "Y2lzY29zcGFyazovL3VzL1BMQUNFL2Rk",
         .detail = "Service Unavailable\ninjected=line",
     };
     log_outcome(&o);
@@ -254,6 +255,7 @@ static void test_stderr_records(void)
     CHECK_CONTAINS(out, " topic=broadworks.provisioning.events");
     CHECK_CONTAINS(out, " partition=3");
     CHECK_CONTAINS(out, " offset=1842");
+    CHECK_CONTAINS(out, " workspace_id=Y2lzY29zcGFyazovL3VzL1BMQUNFL2Rk");
     /* The detail's newline is escaped: it cannot forge a record. */
     CHECK_CONTAINS(out, "Service Unavailable\\ninjected=line");
     CHECK(strstr(out, "\ninjected") == NULL);
@@ -266,6 +268,7 @@ static void test_stderr_records(void)
     CHECK(strstr(out, "partition") == NULL);
     CHECK(strstr(out, "offset") == NULL);
     CHECK(strstr(out, "event_id") == NULL);
+    CHECK(strstr(out, "workspace_id") == NULL);
     CHECK_CONTAINS(out, " level=err");
     free(out);
 

@@ -323,8 +323,9 @@ static void test_escaping(void)
 static void test_state(void)
 {
     static const char *const keys[] = {
-        "workspaceId",        "userId",    "spEnterpriseId", "provisioningId", "displayName",
-        "primaryPhoneNumber", "extension", "eventId",        "source",         "updatedAt"};
+        "kind",        "workspaceId",        "userId",    "spEnterpriseId", "provisioningId",
+        "displayName", "primaryPhoneNumber", "extension", "eventId",        "source",
+        "updatedAt"};
     struct res_state s = {
         .workspace_id = "W1",
         .user_id = "95547321@sp.com",
@@ -346,6 +347,8 @@ static void test_state(void)
             if (!CHECK(ju_get(o, keys[i], &(json_object *){NULL})))
                 fprintf(stderr, "  missing key %s\n", keys[i]);
         CHECK(ju_key_order(o, keys, sizeof(keys) / sizeof(keys[0])));
+        CHECK_JSTR(o, "kind", "workspace");
+        CHECK_JLACKS(o, "removed");
         CHECK_JSTR(o, "workspaceId", "W1");
         CHECK_JSTR(o, "userId", "95547321@sp.com");
         CHECK_JSTR(o, "spEnterpriseId", "Reseller1+acme");
@@ -378,6 +381,95 @@ static void test_state(void)
     }
     json_object_put(o);
     free(txt);
+
+    /* A removed marker: a record compaction keeps, with its source. */
+    static const char *const mkeys[] = {"kind",      "removed", "workspaceId", "userId",
+                                        "renamedTo", "eventId", "source",      "updatedAt"};
+    struct res_state rm = {.removed = true,
+                           .renamed_to = "n2",
+                           .workspace_id = "W2",
+                           .user_id = "u2",
+                           .display_name = "ignored in a marker",
+                           .event_id = "e9",
+                           .source = {"t", 1, 9},
+                           .updated_ms = T0};
+    txt = res_state_to_json(&rm, &len);
+    o = txt ? ju_parse(txt, len) : NULL;
+    if (CHECK_NOT_NULL(o)) {
+        CHECK_EQ_INT(ju_count(o), sizeof(mkeys) / sizeof(mkeys[0]));
+        CHECK(ju_key_order(o, mkeys, sizeof(mkeys) / sizeof(mkeys[0])));
+        json_object *v = NULL;
+        CHECK(ju_get(o, "removed", &v) && json_object_is_type(v, json_type_boolean) &&
+              json_object_get_boolean(v));
+        CHECK_JSTR(o, "workspaceId", "W2");
+        CHECK_JSTR(o, "renamedTo", "n2");
+        check_source(o, "t", 1, 9);
+    }
+    json_object_put(o);
+    free(txt);
+    rm.renamed_to = NULL; /* a plain remove names no new user */
+    txt = res_state_to_json(&rm, &len);
+    o = txt ? ju_parse(txt, len) : NULL;
+    if (CHECK_NOT_NULL(o))
+        CHECK_JLACKS(o, "renamedTo");
+    json_object_put(o);
+    free(txt);
+}
+
+/* What the loader and the journal replay read back: the writer's output
+ * parses to what went in; bad input is refused or left empty. */
+static void test_state_parse(void)
+{
+    struct res_state s = {.workspace_id = "W1",
+                          .user_id = "u1",
+                          .event_id = "e1",
+                          .source = {"events", 3, 1842},
+                          .updated_ms = T0};
+    struct res_state_in in;
+    size_t len;
+    char *txt = res_state_to_json(&s, &len);
+    CHECK_EQ_INT(res_state_parse(txt, len, &in), 0);
+    CHECK(!in.removed && !in.other_kind);
+    CHECK_EQ_STR(in.workspace_id, "W1");
+    CHECK_EQ_STR(in.source.topic, "events");
+    CHECK_EQ_INT(in.source.partition, 3);
+    CHECK_EQ_INT(in.source.offset, 1842);
+    free(txt);
+
+    s.removed = true;
+    s.renamed_to = "n1";
+    txt = res_state_to_json(&s, &len);
+    CHECK_EQ_INT(res_state_parse(txt, len, &in), 0);
+    CHECK(in.removed);
+    CHECK_EQ_STR(in.workspace_id, "W1");
+    free(txt);
+
+    /* Records of older versions: no kind, no removed. */
+    const char *old = "{\"workspaceId\":\"W2\",\"userId\":\"u\"}";
+    CHECK_EQ_INT(res_state_parse(old, strlen(old), &in), 0);
+    CHECK(!in.removed && !in.other_kind);
+    CHECK_EQ_STR(in.workspace_id, "W2");
+    CHECK_NULL(in.source.topic);
+    CHECK_EQ_INT(in.source.offset, -1);
+
+    const char *sub = "{\"kind\":\"subscriber\",\"subscriberId\":\"S\"}";
+    CHECK_EQ_INT(res_state_parse(sub, strlen(sub), &in), 0);
+    CHECK(in.other_kind);
+    const char *odd = "{\"kind\":7,\"workspaceId\":5,\"removed\":\"yes\","
+                      "\"source\":{\"topic\":\"t\",\"partition\":\"3\",\"offset\":1}}";
+    CHECK_EQ_INT(res_state_parse(odd, strlen(odd), &in), 0);
+    CHECK(in.other_kind && !in.removed);
+    CHECK_NULL(in.workspace_id);
+    CHECK_NULL(in.source.topic);
+
+    char big[600];
+    int n = snprintf(big, sizeof(big), "{\"workspaceId\":\"%0300d\"}", 1);
+    CHECK_EQ_INT(res_state_parse(big, (size_t)n, &in), 0);
+    CHECK_NULL(in.workspace_id); /* longer than any id the API gives */
+
+    static const char *const bad[] = {"", "[]", "null", "{", "{\"a\":1}x", "\"s\""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK_EQ_INT(res_state_parse(bad[i], strlen(bad[i]), &in), -1);
 }
 
 int main(void)
@@ -387,6 +479,7 @@ int main(void)
     test_rejected();
     test_names_and_time();
     test_state();
+    test_state_parse();
     test_escaping();
     return check_done();
 }
