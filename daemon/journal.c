@@ -584,7 +584,7 @@ static int list_segments(struct journal *jl, uint64_t **ids, size_t *n, char *er
         rc = push_u64(ids, n, &cap, id);
     }
     closedir(d);
-    if (rc == 0)
+    if (rc == 0 && *n > 1)
         qsort(*ids, *n, sizeof(**ids), cmp_u64);
     return rc;
 }
@@ -593,10 +593,12 @@ static int list_segments(struct journal *jl, uint64_t **ids, size_t *n, char *er
  * segments, and deletes segments with nothing left. */
 static void settle_left(struct journal *jl, struct loaded *ld)
 {
-    qsort(ld->acked, ld->nacked, sizeof(*ld->acked), cmp_u64);
+    if (ld->nacked > 1)
+        qsort(ld->acked, ld->nacked, sizeof(*ld->acked), cmp_u64);
     size_t w = 0;
     for (size_t i = 0; i < jl->nleft; i++) {
-        if (bsearch(&jl->left[i].seq, ld->acked, ld->nacked, sizeof(uint64_t), cmp_u64)) {
+        if (ld->nacked &&
+            bsearch(&jl->left[i].seq, ld->acked, ld->nacked, sizeof(uint64_t), cmp_u64)) {
             free(jl->left[i].payload);
             continue;
         }
