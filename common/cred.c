@@ -2,6 +2,7 @@
 #include "cred.h"
 
 #include "log.h"
+#include "secmem.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -46,9 +47,12 @@ static void warn_if_shared(const char *path, const struct stat *st)
                  (unsigned)(st->st_mode & 07777));
 }
 
+/* Reads into a secmem buffer of the largest size allowed (the file may be
+ * growing, so its size is not asked first), then keeps a secmem copy of the
+ * right size: a token held for hours costs its length, not 16 KiB. */
 static char *read_fd(int fd, const char *path, char *err, size_t errlen)
 {
-    char *buf = malloc(CRED_MAX_BYTES + 1);
+    char *buf = secmem_alloc(CRED_MAX_BYTES + 1);
     size_t len = 0;
     if (!buf) {
         snprintf(err, errlen, "%s: out of memory", path);
@@ -60,7 +64,7 @@ static char *read_fd(int fd, const char *path, char *err, size_t errlen)
             continue;
         if (r < 0) {
             snprintf(err, errlen, "%s: read: %s", path, strerror(errno));
-            free(buf);
+            secmem_free(buf);
             return NULL;
         }
         if (r == 0)
@@ -68,7 +72,7 @@ static char *read_fd(int fd, const char *path, char *err, size_t errlen)
         len += (size_t)r;
         if (len > CRED_MAX_BYTES) {
             snprintf(err, errlen, "%s: larger than %d bytes", path, CRED_MAX_BYTES);
-            free(buf);
+            secmem_free(buf);
             return NULL;
         }
     }
@@ -77,10 +81,14 @@ static char *read_fd(int fd, const char *path, char *err, size_t errlen)
     buf[len] = '\0';
     if (len == 0 || strlen(buf) != len) {
         snprintf(err, errlen, "%s: empty or not text", path);
-        free(buf);
+        secmem_free(buf);
         return NULL;
     }
-    return buf;
+    char *s = secmem_strndup(buf, len);
+    secmem_free(buf); /* wiped */
+    if (!s)
+        snprintf(err, errlen, "%s: out of memory", path);
+    return s;
 }
 
 char *cred_read(const char *value, char *err, size_t errlen)

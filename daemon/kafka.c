@@ -31,9 +31,9 @@ static int set_prop(rd_kafka_conf_t *conf, const struct cfg_kafka_prop *p, char 
     char *secret = cred_read(p->value, err, errlen);
     if (!secret)
         return -1;
+    /* librdkafka keeps its own copy, in ordinary heap memory. */
     int rc = set(conf, p->name, secret, err, errlen);
-    memset(secret, 0, strlen(secret));
-    free(secret);
+    secmem_free(secret);
     return rc;
 }
 

@@ -10,14 +10,21 @@
  * refresh at a time, whatever the number of workers that saw the 401. A
  * rotated refresh token is written back atomically (temp file + rename,
  * 0600). The token never leaves this module except inside the
- * Authorization header. */
+ * Authorization header.
+ *
+ * Every secret here (the token, the client secret and refresh token read
+ * per refresh, the form body, the token answer, the parsed grant) is in
+ * secmem memory: out of core dumps, wiped when freed. libcurl and json-c
+ * keep copies of their own in ordinary heap memory (secmem.h). */
 #include "app.h"
 
 #include "cred.h"
 #include "log.h"
+#include "secmem.h"
 
 #include <curl/curl.h>
 #include <json-c/json.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +38,8 @@
 struct token {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    char *file; /* access token file, may be NULL in refresh mode */
-    char *value;
+    char *file;          /* access token file, may be NULL in refresh mode */
+    char *value;         /* secmem */
     uint64_t gen;        /* bumped on every new token */
     uint64_t failed_gen; /* renewal from this generation failed */
 
@@ -47,13 +54,6 @@ struct token {
     pthread_t thread;
 };
 
-static void wipe_free(char *s)
-{
-    if (s)
-        memset(s, 0, strlen(s));
-    free(s);
-}
-
 static int64_t now_us(void)
 {
     struct timespec ts;
@@ -61,14 +61,27 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Logs once that secrets may reach a core dump (secmem could not mark its
+ * memory; an old kernel). Checked whenever a token is installed. */
+static void report_secmem(void)
+{
+    static atomic_bool told;
+    int e = secmem_dontdump_error();
+    if (e && !atomic_exchange(&told, true))
+        log_warn("secrets may appear in core dumps: madvise(MADV_DONTDUMP) failed: %s",
+                 strerror(e));
+}
+
+/* Takes v (secmem). */
 static int set_value(struct token *t, char *v, char *err, size_t errlen)
 {
+    report_secmem();
     if (strpbrk(v, "\r\n")) { /* it goes into a header line */
         snprintf(err, errlen, "token contains a line break");
-        wipe_free(v);
+        secmem_free(v);
         return -1;
     }
-    wipe_free(t->value);
+    secmem_free(t->value);
     t->value = v;
     t->gen++;
     return 0;
@@ -82,6 +95,7 @@ static int load_file(struct token *t, char *err, size_t errlen)
 
 /* --- refresh --- */
 
+/* The token answer holds the new tokens: secmem. */
 struct buf {
     char *p;
     size_t len;
@@ -93,7 +107,7 @@ static size_t collect(char *ptr, size_t size, size_t n, void *arg)
     size_t len = size * n;
     if (b->len + len > RESPONSE_MAX)
         return 0;
-    char *np = realloc(b->p, b->len + len + 1);
+    char *np = secmem_realloc(b->p, b->len + len + 1);
     if (!np)
         return 0;
     memcpy(np + b->len, ptr, len);
@@ -103,27 +117,45 @@ static size_t collect(char *ptr, size_t size, size_t n, void *arg)
     return len;
 }
 
-static char *form(CURL *h, const struct token *t, const char *secret, const char *refresh)
+/* Writes s percent-encoded at out as curl_easy_escape() would (all but
+ * RFC 3986's unreserved characters); done here because curl_easy_escape()
+ * returns its copies in libcurl's heap. out needs 3 * strlen(s) bytes.
+ * Returns the end. */
+static char *put_escaped(char *out, const char *s)
 {
-    char *id = curl_easy_escape(h, t->client_id, 0);
-    char *sec = curl_easy_escape(h, secret, 0);
-    char *ref = curl_easy_escape(h, refresh, 0);
-    char *out = NULL;
-    if (id && sec && ref) {
-        size_t n = strlen(id) + strlen(sec) + strlen(ref) + 96;
-        out = malloc(n);
-        if (out)
-            snprintf(out, n,
-                     "grant_type=refresh_token&client_id=%s&client_secret=%s&refresh_token=%s", id,
-                     sec, ref);
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char c = *p;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            *out++ = (char)c;
+        } else {
+            *out++ = '%';
+            *out++ = hex[c >> 4];
+            *out++ = hex[c & 15];
+        }
     }
-    if (sec)
-        memset(sec, 0, strlen(sec));
-    if (ref)
-        memset(ref, 0, strlen(ref));
-    curl_free(id);
-    curl_free(sec);
-    curl_free(ref);
+    return out;
+}
+
+/* The form body, in secmem. */
+static char *form(const struct token *t, const char *secret, const char *refresh)
+{
+    static const char f_id[] = "grant_type=refresh_token&client_id=", f_sec[] = "&client_secret=",
+                      f_ref[] = "&refresh_token=";
+    /* Every byte escaped is the worst case; the sizeofs count a NUL each. */
+    size_t n = sizeof(f_id) + sizeof(f_sec) + sizeof(f_ref) +
+               3 * (strlen(t->client_id) + strlen(secret) + strlen(refresh));
+    char *out = secmem_alloc(n);
+    if (!out)
+        return NULL;
+    char *p = stpcpy(out, f_id);
+    p = put_escaped(p, t->client_id);
+    p = stpcpy(p, f_sec);
+    p = put_escaped(p, secret);
+    p = stpcpy(p, f_ref);
+    p = put_escaped(p, refresh);
+    *p = '\0';
     return out;
 }
 
@@ -139,6 +171,8 @@ static long post(const struct token *t, const char *body, struct buf *resp, char
         return 0;
     }
     curl_easy_setopt(h, CURLOPT_URL, t->url);
+    /* Not copied by this option, but libcurl builds the request (body
+     * included) in a send buffer of its own, and TLS adds OpenSSL's. */
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
@@ -162,23 +196,26 @@ struct grant {
     int64_t expires_in;
 };
 
+/* g's strings are secmem copies. json-c's parse tree (and the tokenizer's
+ * buffer) hold copies of the tokens in its own heap, which cannot be
+ * wiped: the tree is released as soon as the strings are copied out. */
 static int parse_grant(const struct buf *b, struct grant *g, char *err, size_t errlen)
 {
     json_object *o = b->p ? json_tokener_parse(b->p) : NULL, *v;
     memset(g, 0, sizeof(*g));
     if (o && json_object_object_get_ex(o, "access_token", &v) &&
         json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0)
-        g->access = strdup(json_object_get_string(v));
+        g->access = secmem_strdup(json_object_get_string(v));
     if (o && json_object_object_get_ex(o, "refresh_token", &v) &&
         json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0)
-        g->refresh = strdup(json_object_get_string(v));
+        g->refresh = secmem_strdup(json_object_get_string(v));
     if (o && json_object_object_get_ex(o, "expires_in", &v))
         g->expires_in = json_object_get_int64(v);
     json_object_put(o);
     if (!g->access || g->expires_in <= 0) {
         snprintf(err, errlen, "answer without access_token/expires_in");
-        wipe_free(g->access);
-        wipe_free(g->refresh);
+        secmem_free(g->access);
+        secmem_free(g->refresh);
         return -1;
     }
     return 0;
@@ -193,13 +230,12 @@ static int refresh_once(struct token *t, char *err, size_t errlen)
     struct grant g;
     int rc = -1;
 
-    CURL *h = refresh ? curl_easy_init() : NULL;
-    char *body = h ? form(h, t, secret, refresh) : NULL;
-    if (h)
-        curl_easy_cleanup(h);
+    char *body = refresh ? form(t, secret, refresh) : NULL;
+    if (refresh && !body)
+        snprintf(err, errlen, "out of memory");
     if (body) {
         long status = post(t, body, &resp, err, errlen);
-        wipe_free(body);
+        secmem_free(body);
         if (status == 200)
             rc = parse_grant(&resp, &g, err, errlen);
         else if (status)
@@ -214,12 +250,13 @@ static int refresh_once(struct token *t, char *err, size_t errlen)
         int64_t life = (int64_t)((double)g.expires_in * REFRESH_AT * 1e6);
         t->renew_at_us = now_us() + (life > 1000000 ? life : 1000000);
         pthread_mutex_unlock(&t->lock);
-        log_info("access token renewed; valid for %lld s", (long long)g.expires_in);
-        wipe_free(g.refresh);
+        if (rc == 0) /* a token with a line break was refused */
+            log_info("access token renewed; valid for %lld s", (long long)g.expires_in);
+        secmem_free(g.refresh);
     }
-    free(resp.p);
-    wipe_free(secret);
-    wipe_free(refresh);
+    secmem_free(resp.p);
+    secmem_free(secret);
+    secmem_free(refresh);
     return rc;
 }
 
@@ -287,10 +324,10 @@ static int init_refresh(struct token *t, const struct cfg *c, char *err, size_t 
     char *s = cred_read(t->secret_file, err, errlen);
     if (!s)
         return -1;
-    wipe_free(s);
+    secmem_free(s);
     if (!(s = cred_read(t->refresh_file, err, errlen)))
         return -1;
-    wipe_free(s);
+    secmem_free(s);
     /* An access token file, when given, serves until the first refresh. */
     if (!t->file || load_file(t, err, errlen) != 0) {
         if (refresh_once(t, err, errlen) != 0)
@@ -324,6 +361,7 @@ struct token *token_new(const struct cfg *c, char *err, size_t errlen)
         token_free(t);
         return NULL;
     }
+    report_secmem(); /* cred_read() made secmem's first mappings */
     return t;
 }
 
@@ -338,7 +376,7 @@ void token_free(struct token *t)
         pthread_mutex_unlock(&t->lock);
         pthread_join(t->thread, NULL);
     }
-    wipe_free(t->value);
+    secmem_free(t->value);
     free(t->file);
     free(t->client_id);
     free(t->secret_file);

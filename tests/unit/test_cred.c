@@ -1,6 +1,7 @@
 /* Unit tests for common/cred.c: cred:NAME resolution against
  * $CREDENTIALS_DIRECTORY, secret file reading with its bounds, and the
- * atomic, mode-0600 rewrite of a rotated secret. Files live in a
+ * atomic, mode-0600 rewrite of a rotated secret. Values come back in
+ * secmem memory and every error path frees its buffer. Files live in a
  * mkdtemp() directory. */
 #include "check.h"
 #include "cred.h"
@@ -126,7 +127,7 @@ static void test_read(void)
         write_text(p, ok[i].content);
         s = cred_read(p, err, sizeof(err));
         CHECK_EQ_STR(s, ok[i].want);
-        free(s);
+        secmem_free(s);
     }
 
     /* Empty, blank, binary. */
@@ -141,8 +142,20 @@ static void test_read(void)
         if (!CHECK_NULL(s))
             fprintf(stderr, "  case %zu read as \"%s\"\n", i, s);
         CHECK_CONTAINS(err, p);
-        free(s);
+        secmem_free(s);
     }
+
+    /* The value is secmem memory, right-sized; the 16 KiB scratch buffer
+     * it was read into is gone. */
+    struct secmem_stats st0, st;
+    write_text(p, "in-secmem\n");
+    secmem_stats(&st0);
+    s = cred_read(p, err, sizeof(err));
+    secmem_stats(&st);
+    CHECK_EQ_STR(s, "in-secmem");
+    CHECK_EQ_INT(st.live, st0.live + 1);
+    CHECK_EQ_INT(st.large, st0.large);
+    secmem_free(s);
 
     /* Size bound: CRED_MAX_BYTES is fine, one more byte is not. */
     char *big = malloc(CRED_MAX_BYTES + 2);
@@ -152,13 +165,13 @@ static void test_read(void)
     write_bytes(p, big, CRED_MAX_BYTES, 0600);
     s = cred_read(p, err, sizeof(err));
     CHECK(s && strlen(s) == CRED_MAX_BYTES);
-    free(s);
+    secmem_free(s);
     write_bytes(p, big, CRED_MAX_BYTES + 1, 0600);
     err[0] = '\0';
     s = cred_read(p, err, sizeof(err));
     CHECK_NULL(s);
     CHECK_CONTAINS(err, "larger");
-    free(s);
+    secmem_free(s);
     /* Much larger (not read whole). */
     char *huge = calloc(1, 1 << 20);
     if (!huge)
@@ -167,7 +180,7 @@ static void test_read(void)
     write_bytes(p, huge, 1 << 20, 0600);
     s = cred_read(p, err, sizeof(err));
     CHECK_NULL(s);
-    free(s);
+    secmem_free(s);
     free(huge);
     free(big);
 
@@ -176,16 +189,16 @@ static void test_read(void)
     s = cred_read(in_tmp("missing"), err, sizeof(err));
     CHECK_NULL(s);
     CHECK_CONTAINS(err, "missing");
-    free(s);
+    secmem_free(s);
     s = cred_read(tmpdir, err, sizeof(err));
     CHECK_NULL(s);
-    free(s);
+    secmem_free(s);
 
     /* A group-readable file is still read (with a warning in the log). */
     write_bytes(p, "shared", 6, 0644);
     s = cred_read(p, err, sizeof(err));
     CHECK_EQ_STR(s, "shared");
-    free(s);
+    secmem_free(s);
     unlink(p);
 
     /* Through cred:NAME. */
@@ -193,16 +206,16 @@ static void test_read(void)
     setenv("CREDENTIALS_DIRECTORY", tmpdir, 1);
     s = cred_read("cred:webex-token", err, sizeof(err));
     CHECK_EQ_STR(s, "from-credentials-dir");
-    free(s);
+    secmem_free(s);
     err[0] = '\0';
     s = cred_read("cred:../webex-token", err, sizeof(err));
     CHECK_NULL(s);
     CHECK_CONTAINS(err, "invalid credential name");
-    free(s);
+    secmem_free(s);
     unsetenv("CREDENTIALS_DIRECTORY");
     s = cred_read("cred:webex-token", err, sizeof(err));
     CHECK_NULL(s);
-    free(s);
+    secmem_free(s);
     unlink(in_tmp("webex-token"));
 }
 
@@ -227,7 +240,7 @@ static void test_write(void)
     free(c);
     char *s = cred_read(p, err, sizeof(err));
     CHECK_EQ_STR(s, "new-token");
-    free(s);
+    secmem_free(s);
     CHECK_EQ_INT(dir_entries(), before); /* no temporary file left behind */
 
     /* A shorter secret replaces the whole content. */
@@ -243,7 +256,7 @@ static void test_write(void)
     CHECK_EQ_INT(st.st_mode & 07777, 0600);
     s = cred_read(fresh, err, sizeof(err));
     CHECK_EQ_STR(s, "first");
-    free(s);
+    secmem_free(s);
     unlink(fresh);
 
     /* Through cred:NAME. */
@@ -251,7 +264,7 @@ static void test_write(void)
     CHECK_EQ_INT(cred_write_atomic("cred:refresh", "via-cred", err, sizeof(err)), 0);
     s = cred_read(p, err, sizeof(err));
     CHECK_EQ_STR(s, "via-cred");
-    free(s);
+    secmem_free(s);
     CHECK_EQ_INT(cred_write_atomic("cred:../refresh", "no", err, sizeof(err)), -1);
     unsetenv("CREDENTIALS_DIRECTORY");
 
@@ -271,7 +284,7 @@ static void test_write(void)
     }
     s = cred_read(p, err, sizeof(err));
     CHECK_EQ_STR(s, "rot-49");
-    free(s);
+    secmem_free(s);
     CHECK_EQ_INT(dir_entries(), before);
     unlink(p);
     umask(022);
@@ -291,6 +304,10 @@ int main(void)
     test_read();
     test_write();
 
+    struct secmem_stats st;
+    secmem_stats(&st);
+    if (!CHECK_EQ_INT(st.live, 0))
+        fprintf(stderr, "  %zu secmem blocks not freed (cred_read's scratch buffer?)\n", st.live);
     if (!CHECK_EQ_INT(dir_entries(), 0))
         fprintf(stderr, "  files left in %s\n", tmpdir);
     if (rmdir(tmpdir) != 0)
