@@ -8,6 +8,10 @@
  * a small thread obtains access tokens from POST {base}/access_token before
  * they expire (at 80% of expires_in) and whenever a 401 asks for one; one
  * refresh at a time, whatever the number of workers that saw the 401. A
+ * failed refresh is retried after a backoff (1 s doubling to 5 min); until
+ * it has passed a 401 does not ask for another one (a broken refresh would
+ * otherwise be retried on every 401): token_state() reports the failure, so
+ * the jobs fail as `auth` at once. SIGHUP still forces an attempt. A
  * rotated refresh token is written back atomically (temp file + rename,
  * 0600). The token never leaves this module except inside the
  * Authorization header.
@@ -47,8 +51,10 @@ struct token {
     bool refresh;
     char *client_id, *secret_file, *refresh_file, *url, *ca_file;
     long timeout_ms;
-    int64_t renew_at_us; /* next planned refresh */
-    bool wanted;         /* a 401 asked for one */
+    int64_t renew_at_us; /* next planned refresh; after a failure, the end of its backoff */
+    int64_t backoff_us;  /* the wait after the next failure */
+    bool wanted;         /* a 401 or SIGHUP asked for one */
+    bool forced;         /* SIGHUP asked since the current attempt began */
     bool stop;
     bool thread_started;
     pthread_t thread;
@@ -260,11 +266,20 @@ static int refresh_once(struct token *t, char *err, size_t errlen)
     return rc;
 }
 
+/* With the lock held: the attempt made with token generation gen failed.
+ * The next one comes when the backoff has passed (token_renew() does not
+ * ask for one earlier), or on SIGHUP. */
+static void note_failure(struct token *t, uint64_t gen)
+{
+    t->failed_gen = gen;
+    t->renew_at_us = now_us() + t->backoff_us;
+    t->backoff_us = t->backoff_us * 2 > RETRY_MAX_US ? RETRY_MAX_US : t->backoff_us * 2;
+}
+
 static void *refresh_main(void *arg)
 {
     struct token *t = arg;
     app_name_thread("bw-token");
-    int64_t backoff = RETRY_MIN_US;
 
     pthread_mutex_lock(&t->lock);
     while (!t->stop) {
@@ -283,20 +298,24 @@ static void *refresh_main(void *arg)
             continue;
         }
         uint64_t gen = t->gen;
+        t->forced = false;
         pthread_mutex_unlock(&t->lock);
         char err[512] = "";
         int rc = refresh_once(t, err, sizeof(err));
         pthread_mutex_lock(&t->lock);
-        t->wanted = false;
+        /* A 401 that came meanwhile is answered by this attempt; a SIGHUP
+         * (the secret file may have changed after it was read) is not. */
+        t->wanted = t->forced;
         if (rc == 0) {
-            backoff = RETRY_MIN_US;
+            t->backoff_us = RETRY_MIN_US;
             continue;
         }
-        t->failed_gen = gen;
-        t->renew_at_us = now_us() + backoff;
-        backoff = backoff * 2 > RETRY_MAX_US ? RETRY_MAX_US : backoff * 2;
+        int64_t wait_us = t->backoff_us;
+        note_failure(t, gen);
         pthread_mutex_unlock(&t->lock);
-        log_write(LOG_LVL_ERR, LOG_MID_AUTH_FAILED, "Webex token refresh failed: %s", err);
+        log_write(LOG_LVL_ERR, LOG_MID_AUTH_FAILED,
+                  "Webex token refresh failed: %s; next attempt in %lld s", err,
+                  (long long)(wait_us / 1000000));
         pthread_mutex_lock(&t->lock);
     }
     pthread_mutex_unlock(&t->lock);
@@ -314,6 +333,7 @@ static int init_refresh(struct token *t, const struct cfg *c, char *err, size_t 
     t->refresh_file = strdup(c->webex_refresh_token_file);
     t->ca_file = c->webex_ca_file ? strdup(c->webex_ca_file) : NULL;
     t->timeout_ms = c->webex_timeout_ms;
+    t->backoff_us = RETRY_MIN_US;
     t->url = malloc(n);
     if (!t->client_id || !t->secret_file || !t->refresh_file || !t->url) {
         snprintf(err, errlen, "out of memory");
@@ -330,9 +350,12 @@ static int init_refresh(struct token *t, const struct cfg *c, char *err, size_t 
     secmem_free(s);
     /* An access token file, when given, serves until the first refresh. */
     if (!t->file || load_file(t, err, errlen) != 0) {
-        if (refresh_once(t, err, errlen) != 0)
+        if (refresh_once(t, err, errlen) != 0) {
+            note_failure(t, t->gen); /* no thread yet: no lock needed */
             log_write(LOG_LVL_ERR, LOG_MID_AUTH_FAILED,
-                      "Webex token refresh failed at start: %s; retrying", err);
+                      "Webex token refresh failed at start: %s; next attempt in %lld s", err,
+                      (long long)(RETRY_MIN_US / 1000000));
+        }
     }
     if (pthread_create(&t->thread, NULL, refresh_main, t) != 0) {
         snprintf(err, errlen, "cannot start the token thread");
@@ -405,8 +428,14 @@ int token_renew(struct token *t, uint64_t gen)
 
     pthread_mutex_lock(&t->lock);
     if (t->gen == gen && t->refresh) {
-        t->wanted = true;
-        pthread_cond_signal(&t->cond);
+        /* After a failed refresh from this generation, no new attempt
+         * before its backoff has passed: token_state() reports the
+         * failure meanwhile, so the caller's job fails instead of waiting
+         * (and the token thread retries by itself when the backoff ends). */
+        if (t->failed_gen != gen || now_us() >= t->renew_at_us) {
+            t->wanted = true;
+            pthread_cond_signal(&t->cond);
+        }
     } else if (t->gen == gen) { /* nobody re-read it since this request was sent */
         rc = load_file(t, err, sizeof(err));
         if (rc != 0) {
@@ -433,7 +462,9 @@ int token_reload(struct token *t, const struct cfg *c)
 
     pthread_mutex_lock(&t->lock);
     if (t->refresh) {
-        t->wanted = true; /* SIGHUP: fetch a fresh token now */
+        /* SIGHUP: fetch a fresh token now, backoff or not (an operator may
+         * just have fixed the secret), or right after an attempt under way */
+        t->wanted = t->forced = true;
         pthread_cond_signal(&t->cond);
         pthread_mutex_unlock(&t->lock);
         return 0;
