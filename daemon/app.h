@@ -222,7 +222,9 @@ int kafka_probe(struct app *a, char *why, size_t whylen);
 /* --- token.c --- */
 struct token *token_new(const struct cfg *c, char *err, size_t errlen);
 void token_free(struct token *t);
-/* Writes "Authorization: Bearer ..." into buf; *gen identifies the token. */
+/* Writes "Authorization: Bearer ..." into buf; *gen identifies the token.
+ * Returns 0, -1 when there is no token, or the size buf needs when cap is
+ * too small. */
 int token_header(struct token *t, char *buf, size_t cap, uint64_t *gen);
 /* After a 401 with token gen: re-reads the file unless another thread
  * already did (single flight). Returns 0 if a (possibly) new token is there. */

@@ -6,10 +6,10 @@
 #include "app.h"
 
 #include "classify.h"
-#include "cred.h"
 #include "journal.h"
 #include "ratelimit.h"
 #include "log.h"
+#include "secmem.h"
 #include "wsid.h"
 #include "resp.h"
 #include "result.h"
@@ -308,20 +308,23 @@ static struct curl_slist n_with_body = {h_accept_b, &n_expect_b};
 static struct curl_slist n_expect_n = {h_expect_n, NULL};
 static struct curl_slist n_without_body = {h_accept_n, &n_expect_n};
 
+/* The Authorization header lives in memory kept out of core dumps (the
+ * unit keeps cores of watchdog aborts), sized to the token. */
 static int set_headers(struct engine *e, struct xfer *x)
 {
-    if (!x->auth && !(x->auth = malloc(x->auth_cap = 512)))
+    if (!x->auth && !(x->auth = secmem_alloc(x->auth_cap = 512)))
         return -3;
-    if (token_header(e->a->token, x->auth, x->auth_cap, &x->token_gen) != 0) {
-        /* a long token: grow once to the largest a secret file may hold */
-        char *big = realloc(x->auth, CRED_MAX_BYTES + 32);
+    int need = token_header(e->a->token, x->auth, x->auth_cap, &x->token_gen);
+    if (need > 0) { /* a longer token than the last */
+        char *big = secmem_realloc(x->auth, (size_t)need);
         if (!big)
             return -3;
         x->auth = big;
-        x->auth_cap = CRED_MAX_BYTES + 32;
-        if (token_header(e->a->token, x->auth, x->auth_cap, &x->token_gen) != 0)
-            return -1;
+        x->auth_cap = (size_t)need;
+        need = token_header(e->a->token, x->auth, x->auth_cap, &x->token_gen);
     }
+    if (need != 0) /* no token (or it grew again meanwhile: the next try) */
+        return -1;
     snprintf(x->tid, sizeof(x->tid), "TrackingID: %s", x->job->tracking_id);
     x->n_auth = (struct curl_slist){x->auth, &x->n_tid};
     x->n_tid = (struct curl_slist){x->tid, x->req.body ? &n_with_body : &n_without_body};
@@ -1196,9 +1199,7 @@ static void engine_free(struct engine *e)
             job_free(x->job);
         }
         req_clear(&x->req);
-        if (x->auth) /* do not leave the token in freed memory */
-            memset(x->auth, 0, x->auth_cap);
-        free(x->auth);
+        secmem_free(x->auth); /* wiped */
         curl_easy_cleanup(x->easy);
         free(x->body);
         free(x);

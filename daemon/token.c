@@ -418,7 +418,9 @@ int token_header(struct token *t, char *buf, size_t cap, uint64_t *gen)
     int n = t->value ? snprintf(buf, cap, "Authorization: Bearer %s", t->value) : -1;
     *gen = t->gen;
     pthread_mutex_unlock(&t->lock);
-    return n > 0 && (size_t)n < cap ? 0 : -1;
+    if (n < 0)
+        return -1;
+    return (size_t)n < cap ? 0 : n + 1;
 }
 
 int token_renew(struct token *t, uint64_t gen)
