@@ -99,15 +99,23 @@ static void api_set_error(struct sim_req *req, int status, int code, const char 
     req->msg = msg;
 }
 
-/* Read string member key of the body into *out. Returns false (with the error
- * message in req->msgbuf) when it is required but missing, or not a string. */
-static bool api_field(struct sim_req *req, const char *key, bool required, const char **out)
+/* What a body member must be. */
+enum api_need {
+    FIELD_OPTIONAL, /* absent, null or a string */
+    FIELD_NONEMPTY, /* absent, null or a non-empty string */
+    FIELD_REQUIRED, /* a non-empty string */
+};
+
+/* Read string member key of the body into *out (NULL when absent or null).
+ * Returns false (with the error message in req->msgbuf) when it is not what
+ * need says. */
+static bool api_field(struct sim_req *req, const char *key, enum api_need need, const char **out)
 {
     json_object *v;
 
     *out = NULL;
     if (!json_object_object_get_ex(req->json, key, &v) || json_object_is_type(v, json_type_null)) {
-        if (!required)
+        if (need != FIELD_REQUIRED)
             return true;
         snprintf(req->msgbuf, sizeof req->msgbuf, "Missing required field: %s", key);
         return false;
@@ -117,15 +125,17 @@ static bool api_field(struct sim_req *req, const char *key, bool required, const
         return false;
     }
     *out = json_object_get_string(v);
-    if (required && (*out)[0] == '\0') {
+    if (need != FIELD_OPTIONAL && (*out)[0] == '\0') {
         snprintf(req->msgbuf, sizeof req->msgbuf, "Field %s must not be empty", key);
         return false;
     }
     return true;
 }
 
-/* Parse and validate a POST/PUT body into req->in. On failure the message is
- * in req->msgbuf. */
+/* Parse and validate a POST/PUT body into req->in. POST needs userId,
+ * provisioningId, spEnterpriseId and displayName; a PUT needs nothing, as in
+ * Cisco's OpenAPI, but a userId it sends must not be empty. On failure the
+ * message is in req->msgbuf. */
 static bool api_parse_body(struct sim_req *req)
 {
     const char *why;
@@ -137,19 +147,21 @@ static bool api_parse_body(struct sim_req *req)
         snprintf(req->msgbuf, sizeof req->msgbuf, "Invalid request body: %s", why);
         return false;
     }
-    if (!api_field(req, "userId", true, &in->user))
+    if (!api_field(req, "userId", post ? FIELD_REQUIRED : FIELD_NONEMPTY, &in->user))
         return false;
-    req->body_user = strdup(in->user);
-    if (req->body_user == NULL) {
-        snprintf(req->msgbuf, sizeof req->msgbuf, "Out of memory");
-        return false;
+    if (in->user != NULL) {
+        req->body_user = strdup(in->user);
+        if (req->body_user == NULL) {
+            snprintf(req->msgbuf, sizeof req->msgbuf, "Out of memory");
+            return false;
+        }
     }
-    if (post && (!api_field(req, "provisioningId", true, &in->prov) ||
-                 !api_field(req, "spEnterpriseId", true, &in->sp) ||
-                 !api_field(req, "displayName", true, &in->name)))
+    if (post && (!api_field(req, "provisioningId", FIELD_REQUIRED, &in->prov) ||
+                 !api_field(req, "spEnterpriseId", FIELD_REQUIRED, &in->sp) ||
+                 !api_field(req, "displayName", FIELD_REQUIRED, &in->name)))
         return false;
-    return api_field(req, "primaryPhoneNumber", false, &in->phone) &&
-           api_field(req, "extension", false, &in->ext);
+    return api_field(req, "primaryPhoneNumber", FIELD_OPTIONAL, &in->phone) &&
+           api_field(req, "extension", FIELD_OPTIONAL, &in->ext);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -181,11 +181,12 @@ int store_create(const struct ws_input *in, struct sbuf *out, char *id_out, size
     return status;
 }
 
-/* Under store.mu: apply an update whose new strings are already allocated.
- * Consumes *nuser, *nphone and *next when it uses them (sets them to NULL). */
+/* Under store.mu: apply an update whose new strings are already allocated
+ * (NULL: unchanged). Consumes *nuser, *nphone and *next when it uses them
+ * (sets them to NULL). */
 static int store_apply_update(struct ws_rec *r, char **nuser, char **nphone, char **next)
 {
-    if (strcmp(r->user, *nuser) != 0) {
+    if (*nuser != NULL && strcmp(r->user, *nuser) != 0) {
         struct ws_rec *other = smap_get(&store.by_user, *nuser);
         if (other != NULL && other != r)
             return 409;
@@ -222,7 +223,7 @@ int store_update(const char *id, const char *user, const char *phone, const char
     struct ws_rec *r;
     int status = 500;
 
-    if (ok && nuser != NULL) {
+    if (ok) {
         pthread_mutex_lock(&store.mu);
         r = smap_get(&store.by_id, id);
         if (r == NULL) {

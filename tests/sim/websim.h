@@ -154,8 +154,8 @@ void store_fini(void);
 /* Create a workspace. Returns 200 (workspace JSON appended to out, its id
  * copied to id_out), 409 when the userId is taken, 500 when out of memory. */
 int store_create(const struct ws_input *in, struct sbuf *out, char *id_out, size_t id_outsz);
-/* Update userId (required) and phone/ext (NULL: unchanged). Returns 200
- * (workspace JSON appended to out), 404, 409 or 500. */
+/* Update userId, phone and ext (each one NULL: unchanged; user must not be
+ * ""). Returns 200 (workspace JSON appended to out), 404, 409 or 500. */
 int store_update(const char *id, const char *user, const char *phone, const char *ext,
                  struct sbuf *out);
 /* Returns 204 or 404. */
@@ -341,9 +341,10 @@ struct sim_req {
     enum api_route route;
     char *ws_id;              /* decoded {id}, RT_WS_ITEM */
     char *user;               /* userId the request is about (concurrency key) */
-    char *body_user;          /* userId in the body (POST/PUT) */
+    char *body_user;          /* userId in the body (POST/PUT), NULL when none */
     struct json_object *json; /* parsed body */
-    struct ws_input in;       /* validated POST/PUT fields, borrowed from json */
+    struct ws_input in;       /* validated POST/PUT fields, borrowed from json;
+                                 a PUT's user may be NULL (unchanged) */
     bool user_entered;        /* guard_user_enter() called */
     bool auth;                /* bearer token valid */
     unsigned violations;      /* VIOL_* */
