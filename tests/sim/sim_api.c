@@ -134,8 +134,10 @@ static bool api_field(struct sim_req *req, const char *key, enum api_need need, 
 
 /* Parse and validate a POST/PUT body into req->in. POST needs userId,
  * provisioningId, spEnterpriseId and displayName; a PUT needs nothing, as in
- * Cisco's OpenAPI, but a userId it sends must not be empty. On failure the
- * message is in req->msgbuf. */
+ * Cisco's OpenAPI, but a userId it sends must not be empty. An empty
+ * primaryPhoneNumber or extension is left out of a POST (in->phone/ext NULL)
+ * and kept as "" for a PUT, where it clears the field. On failure the message
+ * is in req->msgbuf. */
 static bool api_parse_body(struct sim_req *req)
 {
     const char *why;
@@ -160,8 +162,15 @@ static bool api_parse_body(struct sim_req *req)
                  !api_field(req, "spEnterpriseId", FIELD_REQUIRED, &in->sp) ||
                  !api_field(req, "displayName", FIELD_REQUIRED, &in->name)))
         return false;
-    return api_field(req, "primaryPhoneNumber", FIELD_OPTIONAL, &in->phone) &&
-           api_field(req, "extension", FIELD_OPTIONAL, &in->ext);
+    if (!api_field(req, "primaryPhoneNumber", FIELD_OPTIONAL, &in->phone) ||
+        !api_field(req, "extension", FIELD_OPTIONAL, &in->ext))
+        return false;
+    /* An empty optional string: absent in a POST, "clear it" in a PUT. */
+    if (post && in->phone != NULL && in->phone[0] == '\0')
+        in->phone = NULL;
+    if (post && in->ext != NULL && in->ext[0] == '\0')
+        in->ext = NULL;
+    return true;
 }
 
 /* ------------------------------------------------------------------------ */

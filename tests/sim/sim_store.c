@@ -181,9 +181,23 @@ int store_create(const struct ws_input *in, struct sbuf *out, char *id_out, size
     return status;
 }
 
+/* Update an optional field from *nval: NULL leaves it unchanged, "" clears
+ * it, anything else replaces it (and is consumed: *nval set to NULL). */
+static void store_set_optional(char **field, char **nval)
+{
+    if (*nval == NULL)
+        return;
+    free(*field);
+    *field = NULL;
+    if ((*nval)[0] != '\0') {
+        *field = *nval;
+        *nval = NULL;
+    }
+}
+
 /* Under store.mu: apply an update whose new strings are already allocated
- * (NULL: unchanged). Consumes *nuser, *nphone and *next when it uses them
- * (sets them to NULL). */
+ * (NULL: unchanged; phone/ext "": cleared). Consumes *nuser, *nphone and
+ * *next when it stores them (sets them to NULL). */
 static int store_apply_update(struct ws_rec *r, char **nuser, char **nphone, char **next)
 {
     if (*nuser != NULL && strcmp(r->user, *nuser) != 0) {
@@ -200,16 +214,8 @@ static int store_apply_update(struct ws_rec *r, char **nuser, char **nphone, cha
         if (!smap_put(&store.by_user, r->user, r))
             return 500;
     }
-    if (*nphone != NULL) {
-        free(r->phone);
-        r->phone = *nphone;
-        *nphone = NULL;
-    }
-    if (*next != NULL) {
-        free(r->ext);
-        r->ext = *next;
-        *next = NULL;
-    }
+    store_set_optional(&r->phone, nphone);
+    store_set_optional(&r->ext, next);
     return 200;
 }
 

@@ -139,7 +139,8 @@ bool smap_next(const struct smap *m, size_t *pos, const char **key, void **val);
 /* ------------------------------------------------------------------------ */
 /* store_: the workspaces                                                    */
 
-/* Fields of a new workspace, borrowed from the caller. phone/ext may be NULL. */
+/* Fields of a new workspace, borrowed from the caller. phone/ext may be NULL
+ * (not stored). store_update() takes phone/ext "" as "clear it". */
 struct ws_input {
     const char *prov;
     const char *user;
@@ -154,8 +155,9 @@ void store_fini(void);
 /* Create a workspace. Returns 200 (workspace JSON appended to out, its id
  * copied to id_out), 409 when the userId is taken, 500 when out of memory. */
 int store_create(const struct ws_input *in, struct sbuf *out, char *id_out, size_t id_outsz);
-/* Update userId, phone and ext (each one NULL: unchanged; user must not be
- * ""). Returns 200 (workspace JSON appended to out), 404, 409 or 500. */
+/* Update userId, phone and ext: each one NULL leaves it unchanged; phone or
+ * ext "" removes it from the workspace (user must not be ""). Returns 200
+ * (workspace JSON appended to out), 404, 409 or 500. */
 int store_update(const char *id, const char *user, const char *phone, const char *ext,
                  struct sbuf *out);
 /* Returns 204 or 404. */
