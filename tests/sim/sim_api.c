@@ -190,17 +190,20 @@ static void api_check_violations(struct sim_req *req)
 {
     unsigned grace, tol;
     uint64_t early;
+    bool user_pause = false;
 
     if (req->route != RT_TOKEN) {
         faults_retry_after_slack(&grace, &tol);
-        early = guard_retry_after_check(req->sconn, req->recv_us, grace, tol);
+        early =
+            guard_retry_after_check(req->sconn, req->user, req->recv_us, grace, tol, &user_pause);
         if (early > 0) {
             req->violations |= VIOL_RETRY_AFTER;
             stats_violation(VIOL_RETRY_AFTER);
             fprintf(stderr,
                     "websim: VIOLATION retryAfter: %s %s (userId %s) arrived %llu ms before "
-                    "the Retry-After deadline\n",
-                    req->method, req->path, req->user ? req->user : "-", (unsigned long long)early);
+                    "the Retry-After deadline of %s\n",
+                    req->method, req->path, req->user ? req->user : "-", (unsigned long long)early,
+                    user_pause ? "this userId's 423" : "a 429");
         }
     }
     if (req->user != NULL) {
@@ -402,9 +405,12 @@ enum MHD_Result api_finish(struct sim_req *req, bool send)
         http_error_body(&out, req->msg ? req->msg : "Error", req->err_code, tracking);
         ra = req->retry_after;
     }
-    /* A pause starts only when the client gets to see the Retry-After. */
-    if ((status == 429 || status == 423) && ra > 0 && send)
+    /* A pause starts only when the client gets to see the Retry-After: for
+     * every request after a 429, for this userId's after a 423. */
+    if (status == 429 && ra > 0 && send)
         guard_retry_after_sent(req->sconn, clk_mono_us(), ra);
+    else if (status == 423 && ra > 0 && send)
+        guard_locked_sent(req->user, req->sconn, clk_mono_us(), ra);
     api_leave(req);
     api_record(req, status, new_id[0] ? new_id : req->ws_id, tracking);
     if (!send) {

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,13 +236,20 @@ static void sim_completed(void *cls, struct MHD_Connection *conn, void **con_cls
     *con_cls = NULL;
 }
 
+/* Source of sim_conn ids. */
+static _Atomic uint64_t sim_conn_ids;
+
 static void sim_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                             enum MHD_ConnectionNotificationCode toe)
 {
     (void)cls;
     (void)conn;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        *socket_context = calloc(1, sizeof(struct sim_conn)); /* NULL is tolerated */
+        struct sim_conn *sc = calloc(1, sizeof *sc); /* NULL is tolerated */
+
+        if (sc != NULL)
+            sc->id = atomic_fetch_add_explicit(&sim_conn_ids, 1, memory_order_relaxed) + 1;
+        *socket_context = sc;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         free(*socket_context);
         *socket_context = NULL;

@@ -12,7 +12,8 @@
  *                 (string-keyed open-addressing hash map, not thread-safe)
  *   sim_store.c   store_  workspaces, indexed by id and by userId
  *   sim_log.c     reqlog_ request log, stats_ counters
- *   sim_guard.c   guard_  protocol-violation detectors (Retry-After, per-user)
+ *   sim_guard.c   guard_  protocol-violation detectors (Retry-After: 429 for
+ *                         all, 423 per user; concurrent requests per user)
  *   sim_auth.c    auth_   bearer tokens, token expiry, /v1/access_token
  *   sim_faults.c  faults_ fault-injection settings and per-request decisions
  *   sim_timer.c   timer_  delayed responses: resumes suspended connections
@@ -217,7 +218,8 @@ void stats_reset(void);
 
 /* Per-TCP-connection state, owned by websim.c (MHD socket context). */
 struct sim_conn {
-    uint64_t last_ra_sent_us; /* when this connection last got 429/423 */
+    uint64_t id;              /* unique since start, from 1 */
+    uint64_t last_ra_sent_us; /* when this connection last got a 429 with Retry-After */
 };
 
 int guard_init(void);
@@ -226,13 +228,20 @@ void guard_fini(void);
  * processed (a concurrentUser violation). Pair with guard_user_leave(). */
 bool guard_user_enter(const char *user);
 void guard_user_leave(const char *user);
-/* A 429/423 with Retry-After secs is being sent now on conn (may be NULL). */
+/* A 429 with Retry-After secs is being sent now on conn (may be NULL): a
+ * pause for every request. */
 void guard_retry_after_sent(struct sim_conn *conn, uint64_t now_us, unsigned secs);
-/* Is a request received at recv_us on conn a Retry-After violation? Returns
- * how many ms too early it came, or 0 when it is fine. */
-uint64_t guard_retry_after_check(const struct sim_conn *conn, uint64_t recv_us, unsigned grace_ms,
-                                 unsigned tol_ms);
-/* Forget the Retry-After deadline. */
+/* A 423 with Retry-After secs is being sent now on conn (may be NULL) for a
+ * request about user: a pause for the requests about user only. No pause
+ * when user is NULL or secs 0. */
+void guard_locked_sent(const char *user, struct sim_conn *conn, uint64_t now_us, unsigned secs);
+/* Is a request about user (may be NULL) received at recv_us on conn a
+ * Retry-After violation, of the 429 pause or of user's 423 pause? Returns how
+ * many ms too early it came (the larger of the two), or 0 when it is fine;
+ * *user_pause tells whether that figure is from user's 423 pause. */
+uint64_t guard_retry_after_check(const struct sim_conn *conn, const char *user, uint64_t recv_us,
+                                 unsigned grace_ms, unsigned tol_ms, bool *user_pause);
+/* Forget the Retry-After deadlines (the 429 one and every user's 423 one). */
 void guard_reset(void);
 
 /* ------------------------------------------------------------------------ */
