@@ -448,7 +448,7 @@ static void log_journal_stats(struct app *a)
     if (!a->journal)
         return;
     journal_stats(a->journal, &entries, &syncs, &us);
-    log_info("state journal: %" PRIu64 " entries in %" PRIu64 " fdatasync calls (%" PRIu64
+    log_notice("state journal: %" PRIu64 " entries in %" PRIu64 " fdatasync calls (%" PRIu64
              " us each on average)",
              entries, syncs, syncs ? us / syncs : 0);
 }

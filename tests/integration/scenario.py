@@ -454,12 +454,15 @@ def peak_concurrency(reqs):
 
 def describe_violation(reqs, r):
     """One line on a request the simulator flagged: for retryAfter, how long
-    after the latest 429/423 before it (and after the first one of that
-    burst) it arrived."""
+    after the latest 429 (any user's) or 423 (the same user's: a lock pauses
+    only its user) before it, and after the first one of that burst, it
+    arrived."""
     line = "seq %d %s %s %s status %d, %s" % (r["seq"], r["method"], r["userId"],
                                               r.get("trackingId"), r["status"], r["violations"])
     if "retryAfter" in r["violations"]:
-        waits = sorted(x["doneUs"] for x in reqs if x["status"] in (429, 423)
+        waits = sorted(x["doneUs"] for x in reqs
+                       if (x["status"] == 429 or (x["status"] == 423 and
+                                                  x["userId"] == r["userId"]))
                        and x["doneUs"] < r["recvUs"])
         if waits:
             first = waits[-1]
