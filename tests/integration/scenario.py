@@ -622,3 +622,226 @@ def fetch_token(sim, refresh_token, client_id="client", client_secret="secret"):
 def report(name, t0, **kv):
     log("%s: done in %.1fs; %s", name, time.monotonic() - t0,
         ", ".join("%s=%s" % kv_ for kv_ in kv.items()))
+
+
+# --- durability scenarios (tests-kafka) ---
+# Helpers of test_kafka_down_stop.py, test_kafka_down_kill.py,
+# test_stop_backlog.py and test_leave_slow.py: the contract that the
+# userId -> workspace id map is never lost (Kafka outages, SIGTERM, SIGKILL,
+# clean leave). Each scenario runs every check, prints each verdict with its
+# numbers, and fails at the end naming all the checks that failed (Checks).
+import signal  # noqa: E402
+
+#: Product defaults, used when `bwprovd --check-config` does not print the key.
+DEFAULT_TIMEOUT_MS = 30000     # webex.timeout_ms
+DEFAULT_GRACE_MS = 10000       # shutdown.grace_ms
+DEFAULT_MAX_UNACKED = 1000     # state.max_unacknowledged (contract; no such key before it)
+#: What STATUS= says while state-changing requests are held (contract).
+HOLD_TEXT = "holding state-changing requests"
+#: "No new request after the signal": a request the daemon put on the wire
+#: just before it read the signal can still reach the simulator a moment after
+#: the test sent it (signal delivery, the worker's current loop turn). 50 ms
+#: is far above that and far below one request of these scenarios.
+SIGNAL_SLACK_US = 50000
+#: Result notes a provision may end with after a restart or a hand-over.
+PROVISION_OK_NOTES = (None, "replayed", "already_provisioned")
+
+
+class Checks:
+    """Collects a scenario's verdicts: ``check(what, ok, detail)`` prints
+    PASS/FAIL with the numbers; ``run(what, fn, ...)`` takes an
+    AssertionError of ``fn`` as a failed check; ``done()`` raises one
+    AssertionError listing every failed check."""
+
+    def __init__(self, name):
+        self.name = name
+        self.failed = []
+
+    def check(self, what, ok, detail=""):
+        log("%s: %s%s", "PASS" if ok else "FAIL", what, " -- %s" % detail if detail else "")
+        if not ok:
+            self.failed.append("%s -- %s" % (what, detail) if detail else what)
+        return bool(ok)
+
+    def run(self, what, fn, *args, **kw):
+        try:
+            value = fn(*args, **kw)
+        except AssertionError as e:
+            lines = str(e).splitlines()
+            more = len(lines) - 7
+            self.check(what, False, "\n    ".join(lines[:7]) +
+                       ("\n    (%d more line(s))" % more if more > 0 else ""))
+            return None
+        self.check(what, True)
+        return value
+
+    def done(self):
+        assert not self.failed, "%s: %d check(s) failed:\n  %s" % (
+            self.name, len(self.failed), "\n  ".join(self.failed))
+
+
+def effective_config(d):
+    """The daemon's effective configuration ``{key: str}`` as
+    ``bwprovd --check-config`` prints it (defaults included)."""
+    r = d.check_config()
+    if r.returncode != 0:
+        raise bwtest.HarnessError("--check-config exit %d: %s" % (r.returncode, r.stderr[-2000:]))
+    out = {}
+    for line in r.stdout.splitlines():
+        k, sep, v = line.partition(" = ")
+        if sep:
+            out[k.strip()] = v.strip()
+    return out
+
+
+def config_int(cfg, key, default):
+    """``int(cfg[key])``, or ``default`` when absent or not a number."""
+    try:
+        return int(cfg[key])
+    except (KeyError, ValueError):
+        return default
+
+
+def stop_limit_s(d):
+    """The contract's bound on a stop: webex.timeout_ms (answers of the
+    requests on the wire) + shutdown.grace_ms (their acknowledgements) +
+    10 s (process start-up/clean-up slack), from the daemon's effective
+    configuration."""
+    cfg = effective_config(d)
+    return (config_int(cfg, "webex.timeout_ms", DEFAULT_TIMEOUT_MS)
+            + config_int(cfg, "shutdown.grace_ms", DEFAULT_GRACE_MS)) / 1000.0 + 10
+
+
+def timed_stop(d, limit_s, sig=None):
+    """Send ``sig`` (default SIGTERM) and wait up to ``limit_s`` for the
+    exit. Returns ``(t_sent_us, rc, seconds)``; rc is None when it did not
+    exit in time (the harness has SIGKILLed it then)."""
+    sig = signal.SIGTERM if sig is None else sig
+    t_sent = now_us()
+    try:
+        rc = d.stop(sig, timeout=limit_s)
+    except bwtest.Timeout as e:
+        log("bwprovd did not exit within %.1f s of signal %s: %s", limit_s, sig,
+            str(e).splitlines()[0])
+        rc = None
+    return t_sent, rc, (now_us() - t_sent) / 1e6
+
+
+def requests_arrived_after(reqs, t_us):
+    """API requests whose headers reached the simulator at or after t_us."""
+    return [r for r in reqs if r["recvUs"] >= t_us]
+
+
+def describe_requests(reqs, t_ref_us, n=6):
+    """The first ``n`` requests (by arrival) as 'METHOD userId status recv +x ms
+    done +y ms', times relative to t_ref_us."""
+    return ", ".join("%s %s %d recv %+.0f ms done %+.0f ms" % (
+        r["method"], r.get("userId"), r["status"], (r["recvUs"] - t_ref_us) / 1e3,
+        (r["doneUs"] - t_ref_us) / 1e3) for r in sorted(reqs, key=lambda r: r["recvUs"])[:n])
+
+
+def statuses_between(d, t0, t1=float("inf"), run=None):
+    """STATUS= values of run ``run`` received within [t0, t1] (monotonic s)."""
+    return [n.value for n in d.notifications_for("STATUS", run) if t0 <= n.t <= t1]
+
+
+def outcome_counts(results):
+    """Counter of (outcome, error kind, note) over result dicts."""
+    return collections.Counter((r.get("outcome"), (r.get("error") or {}).get("kind"),
+                                r.get("note")) for r in results)
+
+
+def final_results(results):
+    """``{eventId: last result}`` (results in topic order)."""
+    return {eid: rs[-1] for eid, rs in by_event(results).items() if eid is not None}
+
+
+def wait_settled(mk, sim, event_ids, timeout, quiet_s=2.0):
+    """wait_results() for ``event_ids``, then until the results topic stops
+    growing for ``quiet_s`` with no request at the simulator (so a replay
+    still under way adds its result before the final ones are judged);
+    bounded by ``timeout`` in all. Returns the parsed results."""
+    deadline = time.monotonic() + timeout
+    res = wait_results(mk, event_ids, timeout)
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        again = parse_results(mk.consume(bwtest.TOPIC_RESULTS, timeout=30))
+        if len(again) == len(res) and sim.stats().get("inFlight", 0) == 0:
+            return again
+        res = again
+    return res
+
+
+def state_latest(records):
+    """``{key: parsed value or None}``: the latest state record per key
+    (what a compacted topic keeps); a tombstone or a removed marker
+    (``"removed": true``) gives None."""
+    last = {}
+    for m in records:
+        last[m["key"]] = m["value"]
+    out = {}
+    for k, v in last.items():
+        if v is None:
+            out[k] = None
+            continue
+        try:
+            j = json.loads(v)
+        except ValueError:
+            raise AssertionError("state record for %s is not JSON: %r" % (k, v[:200]))
+        out[k] = None if isinstance(j, dict) and j.get("removed") else j
+    return out
+
+
+def state_ids(records):
+    """``{userId: workspaceId}`` of the live entries of the state topic."""
+    return {k: (v or {}).get("workspaceId") for k, v in state_latest(records).items() if v}
+
+
+def sim_ids(sim):
+    """``{userId: id}`` of the simulator's workspaces."""
+    return {w["userId"]: w["id"] for w in sim.workspaces()["workspaces"]}
+
+
+def map_problems(state, simmap, skip=()):
+    """Differences between the state topic's and the simulator's userId ->
+    workspace id maps (users in ``skip`` left out), as lines."""
+    skip = set(skip)
+    out = []
+    for u in sorted((set(state) | set(simmap)) - skip):
+        s, w = state.get(u), simmap.get(u)
+        if s != w:
+            out.append("%s: state topic %s, simulator %s" % (u, s, w))
+    return out
+
+
+def wait_state_matches(mk, sim, skip=(), timeout=10, interval=1.0):
+    """Poll until the state topic (latest record per key) equals the
+    simulator's workspaces (``skip`` users left out), at most ``timeout``
+    s: a record may be acknowledged a moment after its result. Returns
+    ``(state map, simulator map, problems)``; problems empty when equal."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = state_ids(mk.consume(bwtest.TOPIC_STATE, timeout=30))
+        sm = sim_ids(sim)
+        probs = map_problems(st, sm, skip)
+        if not probs or time.monotonic() >= deadline:
+            return st, sm, probs
+        time.sleep(interval)
+
+
+def outage_after_answers(mk, sim, n_answers, timeout=60):
+    """The first phase of the Kafka-down scenarios: wait until the simulator
+    has answered ``n_answers`` requests (so the daemon is consuming, and
+    librdkafka has fetched the backlog: on the mock cluster one fetch takes
+    a partition's whole backlog; their results follow within milliseconds,
+    while polling the results topic with kcat would overshoot by hundreds),
+    then disconnect every broker. Returns the monotonic time of the
+    disconnection."""
+    wait_requests(sim, n_answers, timeout)
+    mk.down("all")
+    return time.monotonic()
+
+
+def posts_answered_between(reqs, t0_us, t1_us):
+    """POSTs the simulator answered (doneUs) within [t0_us, t1_us)."""
+    return [r for r in reqs if r["method"] == "POST" and t0_us <= r["doneUs"] < t1_us]
