@@ -1,6 +1,7 @@
 /* request: see request.h. */
 #include "request.h"
 
+#include "jsonw.h"
 #include "wsid.h"
 
 #include <ctype.h>
@@ -8,8 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <json-c/json.h>
 
 static bool tracking_char_ok(unsigned char c)
 {
@@ -54,47 +53,38 @@ int req_escape_segment(const char *in, char *out, size_t outlen)
     return 0;
 }
 
-static void add_str(json_object *o, const char *name, const char *value)
+/* Bodies are written with jsonw (one allocation) rather than json-c
+ * objects (one per member and more): this is per request. Absent fields
+ * are left out, not sent as null. */
+static void add_str(struct jw *w, const char *name, const char *value)
 {
     if (value)
-        json_object_object_add(o, name, json_object_new_string(value));
+        jw_str(w, name, value);
 }
 
-static json_object *provision_body(const struct ev_event *ev)
+static int provision_body(const struct ev_event *ev, struct req *r)
 {
-    json_object *o = json_object_new_object();
-    if (!o)
-        return NULL;
-    add_str(o, "provisioningId", ev->provisioning_id);
-    add_str(o, "userId", ev->user_id);
-    add_str(o, "spEnterpriseId", ev->sp_enterprise_id);
-    add_str(o, "displayName", ev->display_name);
-    add_str(o, "primaryPhoneNumber", ev->phone);
-    add_str(o, "extension", ev->extension);
-    return o;
+    struct jw w;
+    jw_begin(&w);
+    add_str(&w, "provisioningId", ev->provisioning_id);
+    add_str(&w, "userId", ev->user_id);
+    add_str(&w, "spEnterpriseId", ev->sp_enterprise_id);
+    add_str(&w, "displayName", ev->display_name);
+    add_str(&w, "primaryPhoneNumber", ev->phone);
+    add_str(&w, "extension", ev->extension);
+    r->body = jw_finish(&w, &r->body_len);
+    return r->body ? 0 : -1;
 }
 
 /* PUT can change only userId, primaryPhoneNumber and extension. */
-static json_object *update_body(const struct ev_event *ev)
+static int update_body(const struct ev_event *ev, struct req *r)
 {
-    json_object *o = json_object_new_object();
-    if (!o)
-        return NULL;
-    add_str(o, "userId", ev->new_user_id ? ev->new_user_id : ev->user_id);
-    add_str(o, "primaryPhoneNumber", ev->phone);
-    add_str(o, "extension", ev->extension);
-    return o;
-}
-
-static int set_body(struct req *r, json_object *o)
-{
-    if (!o)
-        return -1;
-    size_t len;
-    const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-    r->body = s ? strndup(s, len) : NULL;
-    r->body_len = len;
-    json_object_put(o);
+    struct jw w;
+    jw_begin(&w);
+    add_str(&w, "userId", ev->new_user_id ? ev->new_user_id : ev->user_id);
+    add_str(&w, "primaryPhoneNumber", ev->phone);
+    add_str(&w, "extension", ev->extension);
+    r->body = jw_finish(&w, &r->body_len);
     return r->body ? 0 : -1;
 }
 
@@ -117,12 +107,12 @@ int req_build(const struct ev_event *ev, const char *workspace_id, struct req *o
     case EV_PROVISION:
         out->method = "POST";
         snprintf(out->path, sizeof(out->path), "/broadworks/workspaces");
-        return set_body(out, provision_body(ev));
+        return provision_body(ev, out);
     case EV_UPDATE:
         out->method = "PUT";
         if (set_item_path(out, workspace_id) != 0)
             return -1;
-        return set_body(out, update_body(ev));
+        return update_body(ev, out);
     case EV_REMOVE:
         out->method = "DELETE";
         return set_item_path(out, workspace_id);

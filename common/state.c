@@ -271,13 +271,13 @@ static void clear_ws(struct st_table *t, struct st_entry *e)
 
 static void index_ws(struct st_table *t, struct st_entry *e)
 {
-    char key[WSKEY_MAX], id[WSID_MAX];
-    const char *s = e->ws.str;
-    if (e->ws_kind == WS_PACKED) {
-        wsid_unpack(e->ws.packed, id, sizeof(id));
-        s = id;
-    }
-    size_t len = ws_key(s, key);
+    char key[WSKEY_MAX];
+    size_t len = 1 + sizeof(e->ws.packed);
+    key[0] = (char)e->ws_kind;
+    if (e->ws_kind == WS_PACKED)
+        memcpy(key + 1, e->ws.packed, sizeof(e->ws.packed)); /* as ws_key() makes it */
+    else
+        len = ws_key(e->ws.str, key);
     hmap_insert(&t->by_ws, &e->wnode, hmap_hash(key, len));
 }
 

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,10 @@
 #define SEGMENT_MAX (4u << 20) /* a new segment after this many bytes */
 #define LEFT_MAX (256u << 20)  /* what a previous run may leave, at most */
 #define ACK_DELAY_US 100000    /* acks alone are written this late at most */
+#ifndef LINGER_US
+#define LINGER_US 1000 /* group commit: records wait this long for company */
+#endif
+#define LINGER_BATCH 256 /* ... unless this many are waiting */
 #define TICK_MS 100
 #define NAME_LEN 21 /* 16 hex digits, ".seg", NUL */
 
@@ -66,8 +71,10 @@ struct journal {
     size_t active_size;
     struct batch pending;
     int64_t first_ack_us; /* when the oldest unwritten ack came; 0: none */
-    long unacked;
-    bool failing;
+    int64_t first_rec_us; /* when the oldest unwritten record came; 0: none */
+    bool idle;            /* the writer waits for work (a record must wake it) */
+    atomic_long unacked;  /* read without the lock on hot paths */
+    atomic_bool failing;
     char why[256];
     struct left *left;
     size_t nleft;
@@ -181,6 +188,21 @@ static void set_failing(struct journal *jl, const char *what, int err)
                 jl->path, what, strerror(err));
 }
 
+/* A segment is written full of zeros once and then overwritten in place:
+ * an fdatasync after an append would also have to write the inode (the
+ * size changed), one more disk write per group commit (measured here: 191
+ * against 133 us per fdatasync, and less CPU). Readers stop at the zeros. */
+static int prefill(int fd)
+{
+    static const uint8_t zeros[64 * 1024];
+    for (size_t off = 0; off < SEGMENT_MAX; off += sizeof(zeros)) {
+        ssize_t n = pwrite(fd, zeros, sizeof(zeros), (off_t)off);
+        if (n != (ssize_t)sizeof(zeros))
+            return -1;
+    }
+    return fdatasync(fd);
+}
+
 /* Starts a new active segment (the old one, if any, is closed). Entries
  * from first_seq on go there. Writer thread (or open) only. */
 static int new_segment(struct journal *jl, uint64_t first_seq)
@@ -190,9 +212,15 @@ static int new_segment(struct journal *jl, uint64_t first_seq)
     uint64_t id = jl->next_id++;
     pthread_mutex_unlock(&jl->lock);
     seg_name(id, name);
-    int fd = openat(jl->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+    int fd = openat(jl->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         set_failing(jl, "cannot create a segment", errno);
+        return -1;
+    }
+    if (prefill(fd) != 0) {
+        set_failing(jl, "cannot fill a new segment", errno);
+        close(fd);
+        (void)unlinkat(jl->dirfd, name, 0);
         return -1;
     }
     if (fsync(jl->dirfd) != 0) { /* the new name must survive a crash too */
@@ -246,15 +274,16 @@ static void collect(struct journal *jl)
 
 /* --- the writer thread --- */
 
-static int write_all(int fd, const uint8_t *p, size_t len)
+static int write_at(int fd, const uint8_t *p, size_t len, size_t off)
 {
     while (len) {
-        ssize_t n = write(fd, p, len);
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return -1;
         p += n;
+        off += (size_t)n;
         len -= (size_t)n;
     }
     return 0;
@@ -267,7 +296,7 @@ static void write_batch(struct journal *jl, struct batch *b, uint64_t first_seq)
 {
     if (jl->fd < 0 && new_segment(jl, first_seq) != 0)
         return;
-    if (write_all(jl->fd, b->p, b->len) != 0) {
+    if (write_at(jl->fd, b->p, b->len, jl->active_size) != 0) {
         set_failing(jl, "write", errno);
     } else if (b->records) {
         int64_t t0 = mono_us();
@@ -310,20 +339,24 @@ static void count_into_active(struct journal *jl, size_t records)
 
 static bool due(struct journal *jl, int64_t now)
 {
-    return jl->pending.records || (jl->pending.len && now - jl->first_ack_us >= ACK_DELAY_US) ||
+    if (jl->pending.records)
+        return now - jl->first_rec_us >= LINGER_US || jl->pending.records >= LINGER_BATCH ||
+               jl->stop;
+    return (jl->pending.len && now - jl->first_ack_us >= ACK_DELAY_US) ||
            (jl->stop && jl->pending.len);
 }
 
-static void wait_tick(struct journal *jl)
+/* Sleeps until work may be due: the end of the records' linger, or a tick
+ * (acks, segments to delete). */
+static void wait_work(struct journal *jl, int64_t now)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += TICK_MS * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    int64_t until = now + TICK_MS * 1000;
+    if (jl->pending.records && jl->first_rec_us + LINGER_US < until)
+        until = jl->first_rec_us + LINGER_US;
+    struct timespec ts = {(time_t)(until / 1000000), (long)(until % 1000000) * 1000};
+    jl->idle = !jl->pending.records;
     pthread_cond_timedwait(&jl->cond, &jl->lock, &ts);
+    jl->idle = false;
 }
 
 static void *writer_main(void *arg)
@@ -334,10 +367,11 @@ static void *writer_main(void *arg)
 
     pthread_mutex_lock(&jl->lock);
     for (;;) {
-        if (!due(jl, mono_us())) {
+        int64_t now = mono_us();
+        if (!due(jl, now)) {
             if (jl->stop)
                 break;
-            wait_tick(jl);
+            wait_work(jl, now);
             pthread_mutex_unlock(&jl->lock);
             collect(jl);
             pthread_mutex_lock(&jl->lock);
@@ -346,8 +380,8 @@ static void *writer_main(void *arg)
         batch_swap(&b, &jl->pending);
         uint64_t first_seq = jl->swapped_seq;
         jl->swapped_seq = jl->next_seq;
-        jl->first_ack_us = 0;
-        bool rotate = jl->active_size >= SEGMENT_MAX;
+        jl->first_ack_us = jl->first_rec_us = 0;
+        bool rotate = jl->active_size + b.len > SEGMENT_MAX && jl->active_size > 0;
         pthread_mutex_unlock(&jl->lock);
 
         if (rotate)
@@ -381,10 +415,14 @@ uint64_t journal_append(struct journal *jl, const struct jf_rec *recs, int n, jo
     if (reserve(&jl->pending, size) == 0 && add_cb(&jl->pending, done, arg) == 0) {
         seq = jl->next_seq++;
         jl->pending.len += jf_put_records(jl->pending.p + jl->pending.len, seq, recs, n);
-        jl->pending.records++;
+        if (!jl->pending.records++)
+            jl->first_rec_us = mono_us();
         jl->unacked++;
         jl->n_entries++;
-        pthread_cond_signal(&jl->cond);
+        /* The writer needs a wake-up only from its idle sleep, or when a
+         * lingering batch is full; else it comes back by itself. */
+        if (jl->idle || jl->pending.records == LINGER_BATCH)
+            pthread_cond_signal(&jl->cond);
     }
     pthread_mutex_unlock(&jl->lock);
     return seq;
@@ -409,14 +447,13 @@ void journal_ack(struct journal *jl, uint64_t seq)
 
 long journal_unacked(struct journal *jl)
 {
-    pthread_mutex_lock(&jl->lock);
-    long n = jl->unacked;
-    pthread_mutex_unlock(&jl->lock);
-    return n;
+    return atomic_load(&jl->unacked);
 }
 
 bool journal_failing(struct journal *jl, char *why, size_t cap)
 {
+    if (!atomic_load(&jl->failing))
+        return false;
     pthread_mutex_lock(&jl->lock);
     bool f = jl->failing;
     if (f && cap)
@@ -549,12 +586,15 @@ static int load_segment(struct journal *jl, struct loaded *ld, uint64_t id, char
         else
             rc = keep_left(jl, &e);
     }
+    size_t tail = pos;
+    while (tail < len && buf[tail] == 0) /* the unwritten rest of the segment */
+        tail++;
     free(buf);
     if (rc != 0) {
         snprintf(err, errlen, "%s: out of memory", name);
         return -1;
     }
-    if (pos < len)
+    if (tail < len)
         log_warn("state journal %s/%s: %zu byte(s) after offset %zu are no whole entry (a write "
                  "cut off by a crash); ignored",
                  jl->path, name, len - pos, pos);
@@ -744,7 +784,8 @@ void journal_close(struct journal *jl)
         remove_all(jl);
     } else {
         /* acks that came after the writer stopped: best effort, no fsync */
-        if (jl->fd >= 0 && jl->pending.len && write_all(jl->fd, jl->pending.p, jl->pending.len))
+        if (jl->fd >= 0 && jl->pending.len &&
+            write_at(jl->fd, jl->pending.p, jl->pending.len, jl->active_size))
             log_warn("state journal: %s", strerror(errno));
         log_notice("state journal: %ld state change(s) not yet in Kafka are kept in %s and "
                    "published at the next start",

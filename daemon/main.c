@@ -449,8 +449,8 @@ static void log_journal_stats(struct app *a)
         return;
     journal_stats(a->journal, &entries, &syncs, &us);
     log_notice("state journal: %" PRIu64 " entries in %" PRIu64 " fdatasync calls (%" PRIu64
-             " us each on average)",
-             entries, syncs, syncs ? us / syncs : 0);
+               " us each on average)",
+               entries, syncs, syncs ? us / syncs : 0);
 }
 
 static void shutdown_all(struct app *a)
