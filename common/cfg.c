@@ -49,7 +49,7 @@ static const struct key keys[] = {
     {"retry.backoff_max_ms", K_INT, F(retry_backoff_max_ms), "60000", 1, 3600000, true},
     {"retry.max_wait_ms", K_INT, F(retry_max_wait_ms), "900000", 1000, 86400000, true},
     {"state.journal_dir", K_STR, F(state_journal_dir), NULL, 0, 0, false},
-    {"state.max_unacknowledged", K_INT, F(state_max_unacknowledged), "1000", 1, 1000000, false},
+    {"state.max_unacknowledged", K_INT, F(state_max_unacknowledged), "5000", 1, 1000000, false},
     {"state.lookup_wait_ms", K_INT, F(state_lookup_wait_ms), "10000", 0, 3600000, true},
     {"pipeline.max_pending", K_INT, F(pipeline_max_pending), "10000", 1, 10000000, false},
     {"pipeline.workers", K_INT, F(pipeline_workers), "0", 0, 256, false},

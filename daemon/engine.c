@@ -64,7 +64,7 @@ struct engine {
     struct job *waiting;                     /* retries, ordered by due_us */
     struct job *blocked_head, *blocked_tail; /* ready to send */
     int nblocked;
-    struct job *held; /* map-changing, waiting for the journal bound (FIFO) */
+    struct job *held, *held_tail; /* map-changing, waiting for the journal bound */
     int nheld;
     unsigned swept;        /* the sweep epoch last acted on */
     struct job *auth_wait; /* 401: waiting for a renewed token */
@@ -845,11 +845,12 @@ static bool hold_map_changes(struct engine *e)
 
 static void hold(struct engine *e, struct job *j)
 {
-    struct job **pp = &e->held;
-    while (*pp)
-        pp = &(*pp)->next;
     j->next = NULL;
-    *pp = j;
+    if (e->held_tail)
+        e->held_tail->next = j;
+    else
+        e->held = j;
+    e->held_tail = j;
     e->nheld++;
     atomic_fetch_add(&e->a->n_held, 1);
 }
@@ -859,16 +860,13 @@ static void unhold(struct engine *e)
 {
     if (!e->held || hold_map_changes(e))
         return;
-    struct job *last = e->held;
-    while (last->next)
-        last = last->next;
-    last->next = e->blocked_head;
+    e->held_tail->next = e->blocked_head;
     if (!e->blocked_head)
-        e->blocked_tail = last;
+        e->blocked_tail = e->held_tail;
     e->blocked_head = e->held;
     e->nblocked += e->nheld;
     atomic_fetch_sub(&e->a->n_held, e->nheld);
-    e->held = NULL;
+    e->held = e->held_tail = NULL;
     e->nheld = 0;
 }
 
@@ -917,6 +915,13 @@ static struct job *sweep_list(struct engine *e, struct job *head, int *removed)
     return head;
 }
 
+static struct job *last_of(struct job *j)
+{
+    while (j && j->next)
+        j = j->next;
+    return j;
+}
+
 static void sweep(struct engine *e)
 {
     unsigned epoch = atomic_load(&e->a->sweep_epoch);
@@ -930,12 +935,11 @@ static void sweep(struct engine *e)
     e->held = sweep_list(e, e->held, &gone);
     e->nheld -= gone;
     atomic_fetch_sub(&e->a->n_held, gone);
+    e->held_tail = last_of(e->held);
     gone = 0;
     e->blocked_head = sweep_list(e, e->blocked_head, &gone);
     e->nblocked -= gone;
-    e->blocked_tail = e->blocked_head;
-    while (e->blocked_tail && e->blocked_tail->next)
-        e->blocked_tail = e->blocked_tail->next;
+    e->blocked_tail = last_of(e->blocked_head);
 }
 
 static void engine_free(struct engine *e);

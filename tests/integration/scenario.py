@@ -635,7 +635,7 @@ import signal  # noqa: E402
 #: Product defaults, used when `bwprovd --check-config` does not print the key.
 DEFAULT_TIMEOUT_MS = 30000     # webex.timeout_ms
 DEFAULT_GRACE_MS = 10000       # shutdown.grace_ms
-DEFAULT_MAX_UNACKED = 1000     # state.max_unacknowledged (contract; no such key before it)
+DEFAULT_MAX_UNACKED = 5000     # state.max_unacknowledged (contract; no such key before it)
 #: What STATUS= says while state-changing requests are held (contract).
 HOLD_TEXT = "holding state-changing requests"
 #: "No new request after the signal": a request the daemon put on the wire
