@@ -605,3 +605,35 @@ int cfg_restart_needed(const struct cfg *old_cfg, const struct cfg *new_cfg)
     }
     return n;
 }
+
+int cfg_copy_reloadable(struct cfg *dst, const struct cfg *src)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct key *k = &keys[i];
+        if (!k->reload)
+            continue;
+        switch (k->type) {
+        case K_STR:
+        case K_FILE:
+        case K_URL: {
+            const char *v = *cstr_field(src, k);
+            char *copy = v ? strdup(v) : NULL;
+            if (v && !copy)
+                return -1;
+            free(*str_field(dst, k));
+            *str_field(dst, k) = copy;
+            break;
+        }
+        case K_INT:
+            *(long *)((char *)dst + k->off) = *(const long *)((const char *)src + k->off);
+            break;
+        case K_DOUBLE:
+            *(double *)((char *)dst + k->off) = *(const double *)((const char *)src + k->off);
+            break;
+        case K_LEVEL:
+            *(int *)((char *)dst + k->off) = *(const int *)((const char *)src + k->off);
+            break;
+        }
+    }
+    return 0;
+}

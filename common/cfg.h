@@ -80,6 +80,11 @@ void cfg_dump(const struct cfg *c, FILE *out);
 /* Whether SIGHUP can change key (false for unknown keys). */
 bool cfg_key_reloadable(const char *key);
 
+/* Copies every key SIGHUP may change from src to dst (from the one table,
+ * so a new reloadable key cannot be forgotten). Returns 0, or -1 when out
+ * of memory (dst then has some of them). */
+int cfg_copy_reloadable(struct cfg *dst, const struct cfg *src);
+
 /* Reports (to log) keys whose value differs between old and new but need a
  * restart; returns how many. */
 int cfg_restart_needed(const struct cfg *old_cfg, const struct cfg *new_cfg);

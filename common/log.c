@@ -75,51 +75,72 @@ const char *log_level_name(int level)
     return level_names[level];
 }
 
+/* Bytes a logfmt value can carry as they are; anything else makes it
+ * quoted, and inside quotes '"', '\\' and controls are escaped. */
+static bool plain_char(unsigned char c)
+{
+    return c > ' ' && c != '"' && c != '=' && c != '\\' && c != 0x7f;
+}
+
 static bool needs_quotes(const char *v)
 {
     if (*v == '\0')
         return true;
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p == 0x7f)
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (!plain_char(*p))
             return true;
-    }
     return false;
 }
 
-static size_t put_char(char *buf, size_t len, size_t cap, char c)
+/* Appends n bytes (as many as fit, always terminated). One call per run of
+ * bytes, not per byte: a log line is built for every event. */
+static size_t put_bytes(char *buf, size_t len, size_t cap, const char *s, size_t n)
 {
-    if (len + 1 < cap)
-        buf[len++] = c;
+    if (len + 1 < cap) {
+        size_t room = cap - 1 - len;
+        if (n > room)
+            n = room;
+        memcpy(buf + len, s, n);
+        len += n;
+    }
     buf[len < cap ? len : cap - 1] = '\0';
     return len;
 }
 
+static size_t put_char(char *buf, size_t len, size_t cap, char c)
+{
+    return put_bytes(buf, len, cap, &c, 1);
+}
+
 static size_t put_str(char *buf, size_t len, size_t cap, const char *s)
 {
-    while (*s)
-        len = put_char(buf, len, cap, *s++);
-    return len;
+    return put_bytes(buf, len, cap, s, strlen(s));
 }
 
 /* Quoted logfmt value: control characters escaped so one record stays one line. */
 static size_t put_quoted(char *buf, size_t len, size_t cap, const char *v)
 {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)v;
 
     len = put_char(buf, len, cap, '"');
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+    while (*p) {
+        const unsigned char *run = p;
+        while (*p >= ' ' && *p != '"' && *p != '\\' && *p != 0x7f)
+            p++;
+        len = put_bytes(buf, len, cap, (const char *)run, (size_t)(p - run));
+        if (!*p)
+            break;
         if (*p == '"' || *p == '\\') {
-            len = put_char(buf, len, cap, '\\');
-            len = put_char(buf, len, cap, (char)*p);
+            char esc[2] = {'\\', (char)*p};
+            len = put_bytes(buf, len, cap, esc, 2);
         } else if (*p == '\n') {
-            len = put_str(buf, len, cap, "\\n");
-        } else if (*p < ' ' || *p == 0x7f) {
-            len = put_str(buf, len, cap, "\\x");
-            len = put_char(buf, len, cap, hex[*p >> 4]);
-            len = put_char(buf, len, cap, hex[*p & 15]);
+            len = put_bytes(buf, len, cap, "\\n", 2);
         } else {
-            len = put_char(buf, len, cap, (char)*p);
+            char esc[4] = {'\\', 'x', hex[*p >> 4], hex[*p & 15]};
+            len = put_bytes(buf, len, cap, esc, 4);
         }
+        p++;
     }
     return put_char(buf, len, cap, '"');
 }
@@ -137,16 +158,41 @@ size_t log_fmt_pair(char *buf, size_t len, size_t cap, const char *key, const ch
     return put_str(buf, len, cap, value);
 }
 
-static size_t put_prefix(char *buf, size_t cap, int level)
+/* "2026-11-26T10:00:00.412Z"; the date and time part is formatted once a
+ * second per thread (gmtime_r and strftime cost more than the rest of a
+ * line's prefix). */
+static void timestamp(char *ts, size_t cap)
 {
-    char ts[40];
+    static _Thread_local time_t cached_sec = -1;
+    static _Thread_local char cached[32];
+    static _Thread_local size_t cached_len;
     struct timespec now;
-    struct tm tm;
 
     clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000);
+    if (now.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&now.tv_sec, &tm);
+        cached_len = strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_sec = now.tv_sec;
+    }
+    long ms = now.tv_nsec / 1000000;
+    if (cap < cached_len + 6)
+        return;
+    memcpy(ts, cached, cached_len);
+    char *t = ts + cached_len;
+    *t++ = '.';
+    *t++ = (char)('0' + ms / 100);
+    *t++ = (char)('0' + ms / 10 % 10);
+    *t++ = (char)('0' + ms % 10);
+    *t++ = 'Z';
+    *t = '\0';
+}
+
+static size_t put_prefix(char *buf, size_t cap, int level)
+{
+    char ts[40] = "";
+
+    timestamp(ts, sizeof(ts));
     buf[0] = '\0';
     size_t len = log_fmt_pair(buf, 0, cap, "ts", ts);
     return log_fmt_pair(buf, len, cap, "level", log_level_name(level));
@@ -197,40 +243,58 @@ struct field {
     char value[LOG_LINE_MAX / 4];
 };
 
+static void add_str(struct field *f, int *n, const char *j, const char *k, const char *v)
+{
+    size_t len = strnlen(v, sizeof(f->value) - 1);
+    f[*n].jname = j;
+    f[*n].kname = k;
+    memcpy(f[*n].value, v, len);
+    f[*n].value[len] = '\0';
+    (*n)++;
+}
+
+static void add_int(struct field *f, int *n, const char *j, const char *k, int64_t v)
+{
+    char digits[24];
+    size_t i = sizeof(digits);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    digits[--i] = '\0';
+    do {
+        digits[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        digits[--i] = '-';
+    add_str(f, n, j, k, digits + i);
+}
+
+/* Filled with copies, not snprintf: this runs for every event. */
 static int collect_fields(const struct log_outcome *o, struct field *f)
 {
     int n = 0;
-#define ADD(j, k, ...)                                                                             \
-    do {                                                                                           \
-        f[n].jname = (j);                                                                          \
-        f[n].kname = (k);                                                                          \
-        snprintf(f[n].value, sizeof(f[n].value), __VA_ARGS__);                                     \
-        n++;                                                                                       \
-    } while (0)
     if (o->event_id)
-        ADD("BWPROVD_EVENT_ID", "event_id", "%s", o->event_id);
+        add_str(f, &n, "BWPROVD_EVENT_ID", "event_id", o->event_id);
     if (o->event_type)
-        ADD("BWPROVD_EVENT_TYPE", "event_type", "%s", o->event_type);
+        add_str(f, &n, "BWPROVD_EVENT_TYPE", "event_type", o->event_type);
     if (o->user_id)
-        ADD("BWPROVD_USER_ID", "user_id", "%s", o->user_id);
+        add_str(f, &n, "BWPROVD_USER_ID", "user_id", o->user_id);
     if (o->outcome)
-        ADD("BWPROVD_OUTCOME", "outcome", "%s", o->outcome);
+        add_str(f, &n, "BWPROVD_OUTCOME", "outcome", o->outcome);
     if (o->http_status >= 0)
-        ADD("BWPROVD_HTTP_STATUS", "http_status", "%d", o->http_status);
+        add_int(f, &n, "BWPROVD_HTTP_STATUS", "http_status", o->http_status);
     if (o->tracking_id)
-        ADD("BWPROVD_TRACKING_ID", "tracking_id", "%s", o->tracking_id);
-    ADD("BWPROVD_ATTEMPT", "attempt", "%d", o->attempt);
+        add_str(f, &n, "BWPROVD_TRACKING_ID", "tracking_id", o->tracking_id);
+    add_int(f, &n, "BWPROVD_ATTEMPT", "attempt", o->attempt);
     if (o->topic)
-        ADD("BWPROVD_TOPIC", "topic", "%s", o->topic);
+        add_str(f, &n, "BWPROVD_TOPIC", "topic", o->topic);
     if (o->partition >= 0) {
-        ADD("BWPROVD_PARTITION", "partition", "%" PRId32, o->partition);
-        ADD("BWPROVD_OFFSET", "offset", "%" PRId64, o->offset);
+        add_int(f, &n, "BWPROVD_PARTITION", "partition", o->partition);
+        add_int(f, &n, "BWPROVD_OFFSET", "offset", o->offset);
     }
     /* the audit trail of ids outside Kafka: found even if the state topic
      * and the journal were lost */
     if (o->workspace_id)
-        ADD("BWPROVD_WORKSPACE_ID", "workspace_id", "%s", o->workspace_id);
-#undef ADD
+        add_str(f, &n, "BWPROVD_WORKSPACE_ID", "workspace_id", o->workspace_id);
     return n;
 }
 

@@ -58,6 +58,19 @@ struct job {
     atomic_bool lost; /* a record could not be produced: never commit */
 };
 
+/* A FIFO of jobs linked through job.next (the ready queue, a worker's
+ * blocked and held jobs). pipeline.c; not thread-safe. */
+struct jobq {
+    struct job *head, *tail;
+    int n;
+};
+void jobq_push(struct jobq *q, struct job *j);
+struct job *jobq_pop(struct jobq *q);
+/* Moves every job of from to the front of q, in order. */
+void jobq_prepend(struct jobq *q, struct jobq *from);
+/* Unlinks the jobs for which drop_it() says true, handing each to it. */
+void jobq_filter(struct jobq *q, bool (*drop_it)(struct job *j, void *arg), void *arg);
+
 struct token;
 struct journal;
 struct engine;
@@ -79,7 +92,7 @@ struct app {
     /* Key scheduler and ready queue, under lock. */
     pthread_mutex_t lock;
     struct ks *ks;
-    struct job *ready_head, *ready_tail;
+    struct jobq ready;
 
     struct engine **engines;
     int n_engines;

@@ -214,7 +214,7 @@ static void commit_revoked(struct app *a, rd_kafka_topic_partition_list_t *parts
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt);
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
-        if (p < 0 || p >= APP_MAX_PARTITIONS || !a->cons->parts[p].t)
+        if (p < 0 || p >= APP_MAX_PARTITIONS || !a->cons->parts[p].t || a->cons->parts[p].frozen)
             continue;
         int64_t at = off_commit_point(a->cons->parts[p].t);
         if (at >= 0)

@@ -61,11 +61,9 @@ struct engine {
     pthread_t thread;
     CURLM *multi;
     int inflight, capacity;
-    struct job *waiting;                     /* retries, ordered by due_us */
-    struct job *blocked_head, *blocked_tail; /* ready to send */
-    int nblocked;
-    struct job *held, *held_tail; /* map-changing, waiting for the journal bound */
-    int nheld;
+    struct job *waiting;   /* retries, ordered by due_us */
+    struct jobq blocked;   /* ready to send, waiting for a slot, the gate, the limiter */
+    struct jobq held;      /* map-changing, waiting for the journal bound */
     unsigned swept;        /* the sweep epoch last acted on */
     struct job *auth_wait; /* 401: waiting for a renewed token */
     struct xfer *free_xfers;
@@ -568,25 +566,7 @@ static void send_or_fail(struct engine *e, struct job *j)
  * or the rate limiter (FIFO). */
 static void block(struct engine *e, struct job *j)
 {
-    j->next = NULL;
-    if (e->blocked_tail)
-        e->blocked_tail->next = j;
-    else
-        e->blocked_head = j;
-    e->blocked_tail = j;
-    e->nblocked++;
-}
-
-static struct job *unblock(struct engine *e)
-{
-    struct job *j = e->blocked_head;
-    if (j) {
-        e->blocked_head = j->next;
-        if (!e->blocked_head)
-            e->blocked_tail = NULL;
-        e->nblocked--;
-    }
-    return j;
+    jobq_push(&e->blocked, j);
 }
 
 /* --- completing a request --- */
@@ -821,7 +801,7 @@ static void move_due(struct engine *e, int64_t now)
 
 static void take_ready(struct engine *e)
 {
-    int room = e->capacity - e->inflight - e->nblocked;
+    int room = e->capacity - e->inflight - e->blocked.n;
     if (room <= 0)
         return;
     struct job *j = pipe_take(e->a, room);
@@ -845,44 +825,32 @@ static bool hold_map_changes(struct engine *e)
 
 static void hold(struct engine *e, struct job *j)
 {
-    j->next = NULL;
-    if (e->held_tail)
-        e->held_tail->next = j;
-    else
-        e->held = j;
-    e->held_tail = j;
-    e->nheld++;
+    jobq_push(&e->held, j);
     atomic_fetch_add(&e->a->n_held, 1);
 }
 
 /* The held jobs go back to the front of the blocked queue, in order. */
 static void unhold(struct engine *e)
 {
-    if (!e->held || hold_map_changes(e))
+    if (!e->held.head || hold_map_changes(e))
         return;
-    e->held_tail->next = e->blocked_head;
-    if (!e->blocked_head)
-        e->blocked_tail = e->held_tail;
-    e->blocked_head = e->held;
-    e->nblocked += e->nheld;
-    atomic_fetch_sub(&e->a->n_held, e->nheld);
-    e->held = e->held_tail = NULL;
-    e->nheld = 0;
+    atomic_fetch_sub(&e->a->n_held, e->held.n);
+    jobq_prepend(&e->blocked, &e->held);
 }
 
 /* Starts blocked jobs while a slot, the gate and the limiter allow;
  * returns when the next one may be tried (INT64_MAX: when woken). */
 static int64_t send_blocked(struct engine *e, int64_t now)
 {
-    bool holding = e->blocked_head && hold_map_changes(e);
-    while (e->blocked_head && e->inflight < e->capacity) {
-        struct job *j = e->blocked_head;
+    bool holding = e->blocked.head && hold_map_changes(e);
+    while (e->blocked.head && e->inflight < e->capacity) {
+        struct job *j = e->blocked.head;
         if (!job_may_start(e->a, j)) {
-            drop(e, unblock(e));
+            drop(e, jobq_pop(&e->blocked));
             continue;
         }
         if (holding && job_changes_map(j)) {
-            hold(e, unblock(e));
+            hold(e, jobq_pop(&e->blocked));
             continue;
         }
         int64_t gate = gate_us(e);
@@ -891,7 +859,7 @@ static int64_t send_blocked(struct engine *e, int64_t now)
         int64_t wait = rl_acquire(e->a->rl, now);
         if (wait > 0)
             return now + wait;
-        send_or_fail(e, unblock(e));
+        send_or_fail(e, jobq_pop(&e->blocked));
     }
     return INT64_MAX;
 }
@@ -899,27 +867,27 @@ static int64_t send_blocked(struct engine *e, int64_t now)
 /* Drops every waiting job that may no longer start (its partition is
  * being revoked, or bwprovd stops), so a revoke or a stop need not wait for
  * a backoff to run out. */
-static struct job *sweep_list(struct engine *e, struct job *head, int *removed)
+static bool stale_dropped(struct job *j, void *arg)
+{
+    struct engine *e = arg;
+    if (job_may_start(e->a, j))
+        return false;
+    drop(e, j);
+    return true;
+}
+
+/* The waiting and 401 lists are ordered singly linked lists. */
+static struct job *sweep_list(struct engine *e, struct job *head)
 {
     struct job **pp = &head;
     while (*pp) {
-        struct job *j = *pp;
-        if (job_may_start(e->a, j)) {
+        struct job *j = *pp, *next = j->next; /* j may be freed */
+        if (stale_dropped(j, e))
+            *pp = next;
+        else
             pp = &j->next;
-            continue;
-        }
-        *pp = j->next;
-        (*removed)++;
-        drop(e, j);
     }
     return head;
-}
-
-static struct job *last_of(struct job *j)
-{
-    while (j && j->next)
-        j = j->next;
-    return j;
 }
 
 static void sweep(struct engine *e)
@@ -928,18 +896,12 @@ static void sweep(struct engine *e)
     if (epoch == e->swept)
         return;
     e->swept = epoch;
-    int gone = 0;
-    e->waiting = sweep_list(e, e->waiting, &gone);
-    e->auth_wait = sweep_list(e, e->auth_wait, &gone);
-    gone = 0;
-    e->held = sweep_list(e, e->held, &gone);
-    e->nheld -= gone;
-    atomic_fetch_sub(&e->a->n_held, gone);
-    e->held_tail = last_of(e->held);
-    gone = 0;
-    e->blocked_head = sweep_list(e, e->blocked_head, &gone);
-    e->nblocked -= gone;
-    e->blocked_tail = last_of(e->blocked_head);
+    e->waiting = sweep_list(e, e->waiting);
+    e->auth_wait = sweep_list(e, e->auth_wait);
+    int held = e->held.n;
+    jobq_filter(&e->held, stale_dropped, e);
+    atomic_fetch_sub(&e->a->n_held, held - e->held.n);
+    jobq_filter(&e->blocked, stale_dropped, e);
 }
 
 static void engine_free(struct engine *e);
@@ -1146,7 +1108,7 @@ static void *engine_main(void *arg)
         now = app_now_us();
         atomic_store(&e->asleep, true);
         /* work queued since take_ready must not wait for the next event */
-        bool more = pipe_has_ready(e->a) && e->inflight + e->nblocked < e->capacity;
+        bool more = pipe_has_ready(e->a) && e->inflight + e->blocked.n < e->capacity;
         wait_events(e, more ? 0 : timeout_ms(e, now, wake));
         atomic_store(&e->asleep, false);
         reap(e);
@@ -1209,8 +1171,8 @@ static void engine_free(struct engine *e)
         free(x);
     }
     free_list(e->waiting);
-    free_list(e->blocked_head);
-    free_list(e->held);
+    free_list(e->blocked.head);
+    free_list(e->held.head);
     free_list(e->auth_wait);
     if (e->multi)
         curl_multi_cleanup(e->multi); /* closes pooled connections: on_close() */

@@ -278,11 +278,8 @@ static void reload(struct app *a, const struct opts *o)
     }
     next.pipeline_workers = next.pipeline_workers ? next.pipeline_workers : ncpus();
     cfg_restart_needed(&a->cfg, &next);
-    a->cfg.log_level = next.log_level;
-    a->cfg.webex_rate_limit = next.webex_rate_limit;
-    a->cfg.retry_max_attempts = next.retry_max_attempts;
-    a->cfg.retry_backoff_initial_ms = next.retry_backoff_initial_ms;
-    a->cfg.retry_backoff_max_ms = next.retry_backoff_max_ms;
+    if (cfg_copy_reloadable(&a->cfg, &next) != 0)
+        log_err("reload: out of memory; some settings keep their old value");
     apply_reloadable(a);
     rl_set_rate(a->rl, a->cfg.webex_rate_limit, app_now_us());
     token_reload(a->token, &next);

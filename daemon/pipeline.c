@@ -63,15 +63,58 @@ static bool is_rename(const struct job *j)
            strcmp(j->ev.new_user_id, j->ev.user_id) != 0;
 }
 
+void jobq_push(struct jobq *q, struct job *j)
+{
+    j->next = NULL;
+    if (q->tail)
+        q->tail->next = j;
+    else
+        q->head = j;
+    q->tail = j;
+    q->n++;
+}
+
+struct job *jobq_pop(struct jobq *q)
+{
+    struct job *j = q->head;
+    if (j) {
+        q->head = j->next;
+        if (!q->head)
+            q->tail = NULL;
+        j->next = NULL;
+        q->n--;
+    }
+    return j;
+}
+
+void jobq_prepend(struct jobq *q, struct jobq *from)
+{
+    if (!from->head)
+        return;
+    from->tail->next = q->head;
+    if (!q->head)
+        q->tail = from->tail;
+    q->head = from->head;
+    q->n += from->n;
+    *from = (struct jobq){NULL, NULL, 0};
+}
+
+void jobq_filter(struct jobq *q, bool (*drop_it)(struct job *j, void *arg), void *arg)
+{
+    struct job *j = q->head;
+    *q = (struct jobq){NULL, NULL, 0};
+    while (j) {
+        struct job *next = j->next;
+        if (!drop_it(j, arg))
+            jobq_push(q, j);
+        j = next;
+    }
+}
+
 /* Called with a->lock held. */
 static void ready_push(struct app *a, struct job *j)
 {
-    j->next = NULL;
-    if (a->ready_tail)
-        a->ready_tail->next = j;
-    else
-        a->ready_head = j;
-    a->ready_tail = j;
+    jobq_push(&a->ready, j);
 }
 
 static struct job *job_of(struct ks_job *kj)
@@ -125,26 +168,19 @@ void pipe_drop(struct app *a, struct job *j)
 
 struct job *pipe_take(struct app *a, int max)
 {
-    struct job *head = NULL, **tail = &head;
+    struct jobq got = {NULL, NULL, 0};
 
     pthread_mutex_lock(&a->lock);
-    while (max-- > 0 && a->ready_head) {
-        struct job *j = a->ready_head;
-        a->ready_head = j->next;
-        if (!a->ready_head)
-            a->ready_tail = NULL;
-        j->next = NULL;
-        *tail = j;
-        tail = &j->next;
-    }
+    while (max-- > 0 && a->ready.head)
+        jobq_push(&got, jobq_pop(&a->ready));
     pthread_mutex_unlock(&a->lock);
-    return head;
+    return got.head;
 }
 
 bool pipe_has_ready(struct app *a)
 {
     pthread_mutex_lock(&a->lock);
-    bool r = a->ready_head != NULL;
+    bool r = a->ready.head != NULL;
     pthread_mutex_unlock(&a->lock);
     return r;
 }

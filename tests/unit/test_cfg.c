@@ -564,6 +564,10 @@ static void test_reloadable(void)
         {"retry.backoff_initial_ms", true},
         {"retry.backoff_max_ms", true},
         {"webex.access_token_file", true},
+        {"retry.max_wait_ms", true},
+        {"state.lookup_wait_ms", true},
+        {"state.max_unacknowledged", false},
+        {"state.journal_dir", false},
         {"topic.events", false},
         {"topic.results", false},
         {"webex.base_url", false},
@@ -589,6 +593,22 @@ static void test_reloadable(void)
     CHECK_EQ_INT(cfg_restart_needed(&a, &b), 1);
     CHECK_EQ_INT(cfg_set(&b, "kafka.client.id", "x", "t", err, sizeof(err)), 0);
     CHECK_EQ_INT(cfg_restart_needed(&a, &b), 2);
+
+    /* SIGHUP takes every reloadable key from the new file, and no other. */
+    CHECK_EQ_INT(cfg_set(&b, "retry.max_wait_ms", "5000", "t", err, sizeof(err)), 0);
+    CHECK_EQ_INT(cfg_set(&b, "state.lookup_wait_ms", "0", "t", err, sizeof(err)), 0);
+    CHECK_EQ_INT(cfg_set(&b, "webex.rate_limit", "12.5", "t", err, sizeof(err)), 0);
+    CHECK_EQ_INT(cfg_set(&b, "webex.access_token_file", "/new/token", "t", err, sizeof(err)), 0);
+    CHECK_EQ_INT(cfg_set(&b, "state.max_unacknowledged", "7", "t", err, sizeof(err)), 0);
+    CHECK_EQ_INT(cfg_copy_reloadable(&a, &b), 0);
+    CHECK_EQ_INT(a.log_level, LOG_LVL_DEBUG);
+    CHECK_EQ_INT(a.retry_max_attempts, 4);
+    CHECK_EQ_INT(a.retry_max_wait_ms, 5000);
+    CHECK_EQ_INT(a.state_lookup_wait_ms, 0);
+    CHECK(a.webex_rate_limit == 12.5);
+    CHECK_EQ_STR(a.webex_access_token_file, "/new/token");
+    CHECK_EQ_STR(a.topic_events, "broadworks.provisioning.events"); /* restart only */
+    CHECK_EQ_INT(a.state_max_unacknowledged, 5000);
     cfg_free(&a);
     cfg_free(&b);
 }
