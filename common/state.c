@@ -162,10 +162,25 @@ static struct st_entry *lookup(struct st_table *t, const char *user)
 
 enum st_status st_get(struct st_table *t, const char *user, char *ws, size_t wscap)
 {
+    return st_get_src(t, user, ws, wscap, NULL, NULL, 0);
+}
+
+enum st_status st_get_src(struct st_table *t, const char *user, char *ws, size_t wscap,
+                          struct st_src *src, char *topic, size_t cap)
+{
     enum st_status s = ST_ABSENT;
 
     pthread_rwlock_rdlock(&t->lock);
     struct st_entry *e = lookup(t, user);
+    if (e && src) {
+        src->topic = NULL;
+        if (e->topic >= 0 && cap) {
+            snprintf(topic, cap, "%s", t->topics[e->topic]);
+            src->topic = topic;
+        }
+        src->partition = e->partition;
+        src->offset = e->offset;
+    }
     if (e && e->ws_kind != WS_NONE) {
         s = ST_PRESENT;
         if (wscap && e->ws_kind == WS_PACKED) {

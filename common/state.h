@@ -31,6 +31,11 @@ void st_free(struct st_table *t);
  * to wscap, always terminated). */
 enum st_status st_get(struct st_table *t, const char *user, char *ws, size_t wscap);
 
+/* As st_get, and the source of the user's entry: its topic is copied to
+ * topic (cap bytes) and src->topic points there (NULL when unknown). */
+enum st_status st_get_src(struct st_table *t, const char *user, char *ws, size_t wscap,
+                          struct st_src *src, char *topic, size_t cap);
+
 /* Whether the event at src was already applied to user: the user's record
  * (present or removed) comes from the same topic and partition at an offset
  * not below src's. */

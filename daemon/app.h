@@ -106,6 +106,9 @@ struct app {
      * records are on their way to Kafka (a revoke waits for both). */
     atomic_int part_wire[APP_MAX_PARTITIONS];
     atomic_int part_busy[APP_MAX_PARTITIONS];
+    /* Per partition of topic.events: assigned to this instance (the state
+     * loader re-asserts the records of users it owns, outcome_reassert). */
+    atomic_bool part_owned[APP_MAX_PARTITIONS];
     /* Bumped when jobs must be dropped (revoke, stop): workers sweep their
      * waiting lists. */
     atomic_uint sweep_epoch;
@@ -190,6 +193,12 @@ struct outcome {
  * not be lost. j must not be touched afterwards: the delivery reports
  * free it. */
 void outcome_emit(struct app *a, struct job *j, const struct outcome *o);
+/* The state loader read a record for user older than the table's entry
+ * (a late writer: an instance that had not yet learnt it lost the
+ * partition). If this instance owns the partition the entry came from, it
+ * publishes the entry again, so the topic's last record for the user, the
+ * one compaction keeps, is the newest. State loader thread. */
+void outcome_reassert(struct app *a, const char *user);
 /* At start, after the state table caught up: publishes what the journal
  * of a previous run holds and the state topic lacks. Returns how many
  * records it produced. */

@@ -134,6 +134,7 @@ static void assign(struct app *a, rd_kafka_topic_partition_list_t *parts, bool c
         struct cpart *cp = &a->cons->parts[p];
         if (!cp->t)
             a->cons->owned[a->cons->n_owned++] = p;
+        atomic_store(&a->part_owned[p], true);
         off_free(cp->t);
         cp->t = off_new();
         if (!cp->t) {
@@ -264,6 +265,7 @@ static void revoke(struct app *a, rd_kafka_topic_partition_list_t *parts, bool c
         int32_t p = parts->elems[i].partition;
         if (p < 0 || p >= APP_MAX_PARTITIONS)
             continue;
+        atomic_store(&a->part_owned[p], false);
         if (a->cons->parts[p].t)
             disown(a->cons, p);
         off_free(a->cons->parts[p].t);

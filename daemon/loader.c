@@ -68,14 +68,16 @@ static bool source_of(const rd_kafka_message_t *m, char *topic, size_t cap, stru
     return true;
 }
 
-static void table_write(int rc, const char *user, const rd_kafka_message_t *m)
+static void table_write(struct app *a, int rc, const char *user, const rd_kafka_message_t *m)
 {
-    if (rc < 0)
+    if (rc < 0) {
         log_err("state table: out of memory");
-    else if (rc > 0) /* a late writer: the table keeps the newer change */
+    } else if (rc > 0) { /* a late writer: the table keeps the newer change */
         log_info("state record for %s at partition %" PRId32 " offset %" PRId64
                  " is older than what the table has; ignored",
                  user, m->partition, m->offset);
+        outcome_reassert(a, user);
+    }
 }
 
 static void apply_record(struct app *a, const rd_kafka_message_t *m, const char *user)
@@ -90,7 +92,7 @@ static void apply_record(struct app *a, const rd_kafka_message_t *m, const char 
         return;
     struct st_src src = {in.source.topic, in.source.partition, in.source.offset};
     if (in.removed) {
-        table_write(st_remove(a->state, user, &src), user, m);
+        table_write(a, st_remove(a->state, user, &src), user, m);
         return;
     }
     const char *bad =
@@ -100,7 +102,7 @@ static void apply_record(struct app *a, const rd_kafka_message_t *m, const char 
                  a->cfg.topic_state, m->partition, m->offset, bad);
         return;
     }
-    table_write(st_put(a->state, user, in.workspace_id, &src), user, m);
+    table_write(a, st_put(a->state, user, in.workspace_id, &src), user, m);
 }
 
 static void apply(struct app *a, const rd_kafka_message_t *m)
@@ -120,7 +122,7 @@ static void apply(struct app *a, const rd_kafka_message_t *m)
     user[m->key_len] = '\0';
     if (!m->payload) { /* a tombstone: earlier versions' remove */
         source_of(m, topic, sizeof(topic), &src);
-        table_write(st_remove(a->state, user, &src), user, m);
+        table_write(a, st_remove(a->state, user, &src), user, m);
         return;
     }
     apply_record(a, m, user);

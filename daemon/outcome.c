@@ -366,6 +366,50 @@ void outcome_emit(struct app *a, struct job *j, const struct outcome *o)
         send_all(a, j, recs, n);
 }
 
+/* --- a late writer's record --- */
+
+void outcome_reassert(struct app *a, const char *user)
+{
+    char ws[EV_MAX_WORKSPACE_ID + 1] = "", topic[256];
+    struct st_src src;
+    enum st_status st = st_get_src(a->state, user, ws, sizeof(ws), &src, topic, sizeof(topic));
+    if (st == ST_ABSENT || !src.topic || strcmp(src.topic, a->cfg.topic_events) != 0 ||
+        src.partition < 0 || src.partition >= APP_MAX_PARTITIONS ||
+        !atomic_load(&a->part_owned[src.partition]))
+        return; /* not ours to say: the partition's owner does it */
+    struct res_state s = {
+        .removed = st == ST_REMOVED,
+        .workspace_id = st == ST_PRESENT ? ws : NULL,
+        .user_id = user,
+        .source = {src.topic, src.partition, src.offset},
+        .updated_ms = app_epoch_ms(),
+    };
+    struct job *j = calloc(1, sizeof(*j));
+    char *key = strdup(user);
+    size_t len = 0;
+    char *value = j && key ? res_state_to_json(&s, &len) : NULL;
+    if (!value) {
+        log_err("out of memory re-asserting the state record of %s", user);
+        free(j);
+        free(key);
+        return;
+    }
+    char srch[512];
+    int sl = snprintf(srch, sizeof(srch), "%s/%" PRId32 "/%" PRId64, src.topic, src.partition,
+                      src.offset);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+    rd_kafka_header_add(h, "bwprovd-writer", -1, a->instance_id, -1);
+    rd_kafka_header_add(h, "bwprovd-source", -1, srch, sl);
+    j->replay = true; /* not an event: its record only */
+    j->key = key;
+    atomic_store(&j->acks, 1);
+    struct rec rec = {a->cfg.topic_state, key, strlen(key), value, len, true, h};
+    log_notice("state record for %s older than the table's: published the current one again "
+               "(from partition %" PRId32 " offset %" PRId64 ")",
+               user, src.partition, src.offset);
+    send_one(a, j, &rec);
+}
+
 /* --- the journal of a previous run --- */
 
 struct replay {

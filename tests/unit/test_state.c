@@ -289,6 +289,20 @@ static void test_fence(void)
     CHECK_EQ_INT(st_get(t, "u1", ws, sizeof(ws)), ST_PRESENT);
     CHECK_EQ_STR(ws, "W11");
     CHECK_EQ_INT(st_count(t), 1);
+
+    /* The entry's source, for re-asserting it over a late writer's. */
+    char topic[64];
+    struct st_src got;
+    CHECK_EQ_INT(st_put(t, "u2", "W2", &(struct st_src){EV, 5, 77}), 0);
+    CHECK_EQ_INT(st_get_src(t, "u2", ws, sizeof(ws), &got, topic, sizeof(topic)), ST_PRESENT);
+    CHECK_EQ_STR(got.topic, EV);
+    CHECK_EQ_INT(got.partition, 5);
+    CHECK_EQ_INT(got.offset, 77);
+    CHECK_EQ_INT(st_remove(t, "u2", &(struct st_src){EV, 5, 78}), 0);
+    CHECK_EQ_INT(st_get_src(t, "u2", ws, sizeof(ws), &got, topic, sizeof(topic)), ST_REMOVED);
+    CHECK_EQ_INT(got.offset, 78);
+    CHECK_EQ_INT(st_get_src(t, "u1", ws, sizeof(ws), &got, topic, sizeof(topic)), ST_PRESENT);
+    CHECK_NULL(got.topic); /* put with an unknown source */
     st_free(t);
 }
 
