@@ -404,16 +404,18 @@ static void *writer_main(void *arg)
 
 /* --- public --- */
 
-uint64_t journal_append(struct journal *jl, const struct jf_rec *recs, int n, journal_done_fn done,
-                        void *arg)
+int journal_append(struct journal *jl, const struct jf_rec *recs, int n, journal_done_fn done,
+                   void *arg, uint64_t *seq_out)
 {
     size_t size = jf_records_size(recs, n);
     if (!size)
-        return 0;
+        return -1;
     pthread_mutex_lock(&jl->lock);
-    uint64_t seq = 0;
+    int rc = -1;
     if (reserve(&jl->pending, size) == 0 && add_cb(&jl->pending, done, arg) == 0) {
-        seq = jl->next_seq++;
+        uint64_t seq = jl->next_seq++;
+        *seq_out = seq; /* before the writer can see the entry and run done */
+        rc = 0;
         jl->pending.len += jf_put_records(jl->pending.p + jl->pending.len, seq, recs, n);
         if (!jl->pending.records++)
             jl->first_rec_us = mono_us();
@@ -425,7 +427,7 @@ uint64_t journal_append(struct journal *jl, const struct jf_rec *recs, int n, jo
             pthread_cond_signal(&jl->cond);
     }
     pthread_mutex_unlock(&jl->lock);
-    return seq;
+    return rc;
 }
 
 void journal_ack(struct journal *jl, uint64_t seq)

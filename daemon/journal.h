@@ -41,11 +41,13 @@ void journal_stop(struct journal *jl);
  * other thread uses it any more. */
 void journal_close(struct journal *jl);
 
-/* Appends one outcome's state records (copied) and returns the entry's
- * sequence number (> 0), or 0 when the entry cannot be journaled (too
- * large, out of memory): done is then not called. */
-uint64_t journal_append(struct journal *jl, const struct jf_rec *recs, int n, journal_done_fn done,
-                        void *arg);
+/* Appends one outcome's state records (copied). The entry's sequence
+ * number (> 0) is stored in *seq under the journal's lock, before done can
+ * run on the writer thread: afterwards the caller must not touch what done
+ * may free. Returns 0, or -1 when the entry cannot be journaled (too large,
+ * out of memory): done is then not called and *seq is not set. */
+int journal_append(struct journal *jl, const struct jf_rec *recs, int n, journal_done_fn done,
+                   void *arg, uint64_t *seq);
 
 /* Kafka acknowledged every record of entry seq. */
 void journal_ack(struct journal *jl, uint64_t seq);

@@ -298,14 +298,15 @@ static void journal_then_send(struct app *a, struct job *j, struct rec *recs, in
     if (em) {
         *em = (struct emission){a, j, n, {{0}}};
         memcpy(em->recs, recs, (size_t)n * sizeof(*recs));
-        j->jseq = journal_append(a->journal, jr, n - first, journaled, em);
+        /* Once appended, the writer may run journaled() at any moment, and
+         * the delivery reports free j: j is not touched after this call. */
+        if (journal_append(a->journal, jr, n - first, journaled, em, &j->jseq) == 0)
+            return;
     }
-    if (!em || !j->jseq) {
-        log_err("cannot journal the state change of %s (out of memory); it goes to Kafka only",
-                j->ev.user_id);
-        free(em);
-        send_all(a, j, recs, n);
-    }
+    log_err("cannot journal the state change of %s (out of memory); it goes to Kafka only",
+            j->ev.user_id);
+    free(em);
+    send_all(a, j, recs, n);
 }
 
 static void busy(struct app *a, struct job *j)
