@@ -101,12 +101,16 @@ static void check_event(const struct ev_event *ev, const void *key, size_t keyle
 }
 
 /* got must be exactly obj.name (NULL when absent or null), or NULL when the
- * event type does not read that member. */
-static void check_member(json_object *obj, const char *name, const char *got, bool read)
+ * event type does not read that member. With empty_absent, "" also reads as
+ * absent (a provision leaves an empty optional field out). */
+static void check_member_ex(json_object *obj, const char *name, const char *got, bool read,
+                            bool empty_absent)
 {
     json_object *v = NULL;
     if (!read || !obj || !json_object_object_get_ex(obj, name, &v) ||
-        json_object_is_type(v, json_type_null)) {
+        json_object_is_type(v, json_type_null) ||
+        (empty_absent && json_object_is_type(v, json_type_string) &&
+         json_object_get_string_len(v) == 0)) {
         FUZZ_CHECK(got == NULL, "%s: '%s' but the JSON has none (or it is not read)", name, got);
         return;
     }
@@ -115,6 +119,11 @@ static void check_member(json_object *obj, const char *name, const char *got, bo
     size_t len = (size_t)json_object_get_string_len(v);
     FUZZ_CHECK(got && strlen(got) == len && memcmp(got, want, len) == 0,
                "%s: parsed '%s', JSON has %zu bytes '%s'", name, got ? got : "(null)", len, want);
+}
+
+static void check_member(json_object *obj, const char *name, const char *got, bool read)
+{
+    check_member_ex(obj, name, got, read, false);
 }
 
 static void check_against_json(const struct ev_event *ev, const void *value, size_t len)
@@ -136,8 +145,9 @@ static void check_against_json(const struct ev_event *ev, const void *value, siz
     check_member(ws, "provisioningId", ev->provisioning_id, true);
     check_member(ws, "spEnterpriseId", ev->sp_enterprise_id, true);
     check_member(ws, "displayName", ev->display_name, true);
-    check_member(ws, "primaryPhoneNumber", ev->phone, true);
-    check_member(ws, "extension", ev->extension, true);
+    bool prov = ev->type == EV_PROVISION;
+    check_member_ex(ws, "primaryPhoneNumber", ev->phone, true, prov);
+    check_member_ex(ws, "extension", ev->extension, true, prov);
     check_member(ws, "newUserId", ev->new_user_id, ev->type == EV_UPDATE);
     check_member(root, "workspaceId", ev->workspace_id, ev->type != EV_PROVISION);
     json_object_put(root);
