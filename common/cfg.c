@@ -213,6 +213,13 @@ static int check_kafka_prop(const char *name, const char *value, char *why, size
     return r == RD_KAFKA_CONF_OK ? 0 : -1;
 }
 
+/* kafka.group.id and kafka.group.instance.id concern the group consumer
+ * only: they are stored with the consumer's scope, and dumped without it. */
+static bool group_prop(const char *name)
+{
+    return strcmp(name, "group.id") == 0 || strcmp(name, "group.instance.id") == 0;
+}
+
 static int set_kafka(struct cfg *c, const char *key, const char *value, const char *where,
                      char *err, size_t errlen)
 {
@@ -226,8 +233,8 @@ static int set_kafka(struct cfg *c, const char *key, const char *value, const ch
     } else if (strncmp(name, "producer.", 9) == 0) {
         scope = CFG_KAFKA_PRODUCER;
         name += 9;
-    } else if (strcmp(name, "group.id") == 0) {
-        scope = CFG_KAFKA_CONSUMER; /* a consumer-only property */
+    } else if (group_prop(name)) {
+        scope = CFG_KAFKA_CONSUMER;
     }
     if (*name == '\0')
         return fail(err, errlen, where, key, "%s", "missing librdkafka property name");
@@ -543,10 +550,8 @@ void cfg_dump(const struct cfg *c, FILE *out)
         dump_key(c, &keys[i], out);
     for (size_t i = 0; i < c->n_kafka; i++) {
         const struct cfg_kafka_prop *p = &c->kafka[i];
-        /* kafka.group.id is stored with the consumer scope */
-        const char *pre = p->scope == CFG_KAFKA_CONSUMER && strcmp(p->name, "group.id") == 0
-                              ? "kafka."
-                              : prefix[p->scope];
+        const char *pre =
+            p->scope == CFG_KAFKA_CONSUMER && group_prop(p->name) ? "kafka." : prefix[p->scope];
         fprintf(out, "%s%s = %s\n", pre, p->name,
                 cfg_kafka_secret(p->name) ? "(redacted)" : p->value);
     }

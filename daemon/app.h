@@ -75,6 +75,15 @@ struct token;
 struct journal;
 struct engine;
 struct loader;
+/* Exit statuses (bwprovd(8)). */
+#define EXIT_FATAL 1
+#define EXIT_USAGE 64
+#define EXIT_UNAVAILABLE 69
+#define EXIT_CONFIG 78
+/* Fenced by a static group member with the same group.instance.id: a
+ * configuration error as far as systemd is concerned (not restarted). */
+#define EXIT_FENCED EXIT_CONFIG
+
 struct consumer;
 
 struct app {
@@ -135,8 +144,9 @@ struct app {
     atomic_ulong beat_worker[APP_MAX_WORKERS];
     atomic_bool debug_hang; /* test hook: a worker stops (BWPROVD_DEBUG_HANG) */
 
-    atomic_bool stopping; /* SIGTERM: stop intake, drain */
-    atomic_bool fatal;    /* unrecoverable error: exit 1 */
+    atomic_bool stopping;    /* SIGTERM: stop intake, drain */
+    atomic_bool fatal;       /* unrecoverable error: exit 1 */
+    atomic_int fatal_status; /* when set, the exit status of the fatal error */
     atomic_bool consumer_done;
 };
 
@@ -207,6 +217,9 @@ size_t outcome_replay_journal(struct app *a);
 /* --- consumer.c --- */
 int consumer_start(struct app *a);
 void consumer_join(struct app *a);
+/* After consumer_join: whether librdkafka finished the consumer's close
+ * (else the handle is destroyed without it). */
+bool consumer_closed(struct app *a);
 /* Delivery report path: a job's records are all acknowledged. Consumer
  * thread only. */
 void consumer_job_finished(struct app *a, struct job *j);
@@ -240,6 +253,13 @@ int kafka_create(struct app *a, rd_kafka_t **loader_rk, char *err, size_t errlen
 /* One metadata request (up to 1 s): 0 when Kafka answered and all four
  * topics exist, else -1 with the reason in why. */
 int kafka_probe(struct app *a, char *why, size_t whylen);
+/* A fatal error of handle rk (librdkafka's error callback, or the
+ * consumer's poll): logged, a->fatal set, and for a fenced static member
+ * a->fatal_status EXIT_FENCED. Any thread. */
+void kafka_fatal(struct app *a, rd_kafka_t *rk);
+/* The group.instance.id bwprovd uses when kafka.group.instance.id is not
+ * set (static membership): stable per host and unit instance. */
+void kafka_default_instance_id(char *out, size_t cap);
 
 /* --- token.c --- */
 struct token *token_new(const struct cfg *c, char *err, size_t errlen);

@@ -23,6 +23,12 @@
 #define HOLD_POLL_MS 5
 #define PAUSE_AFTER_US 1000000
 #define LAG_EVERY_US 1000000
+/* How long a commit on revoke, and the consumer's close, may wait for
+ * Kafka's answer: an unreachable group coordinator must not hold a
+ * rebalance or a stop (librdkafka waits for it without a limit). What
+ * is not committed is replayed, and replays are recognised. */
+#define COMMIT_WAIT_US 5000000
+#define CLOSE_WAIT_US 5000000
 
 struct cpart {
     struct off_tracker *t; /* non-NULL while assigned */
@@ -42,7 +48,7 @@ struct consumer {
     bool need_barrier;     /* a new assignment waits for state catch-up */
     bool barrier_set;
     bool load_released; /* release_load_memory() ran */
-    int stop_phase;     /* 1: requests on the wire, 2: their records */
+    int stop_phase;     /* 1: requests on the wire, 2: their records, 3: drained */
     int64_t stop_phase_until_us;
     int64_t next_lag_us;
 };
@@ -121,6 +127,22 @@ void consumer_job_finished(struct app *a, struct job *j)
 
 /* --- rebalance --- */
 
+/* "0,1,5" for a log line (cut short with "..." past the buffer). */
+static const char *part_numbers(const rd_kafka_topic_partition_list_t *parts, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < parts->cnt && n < cap; i++) {
+        int w = snprintf(buf + n, cap - n, "%s%" PRId32, i ? "," : "", parts->elems[i].partition);
+        if (w < 0 || (size_t)w >= cap - n) {
+            snprintf(buf + (n < cap - 4 ? n : cap - 4), 4, "...");
+            break;
+        }
+        n += (size_t)w;
+    }
+    return buf;
+}
+
 static void assign(struct app *a, rd_kafka_topic_partition_list_t *parts, bool coop)
 {
     for (int i = 0; i < parts->cnt; i++) {
@@ -160,7 +182,9 @@ static void assign(struct app *a, rd_kafka_topic_partition_list_t *parts, bool c
      * record the partition's previous owner wrote (SPEC §4). */
     set_paused(a, parts, true);
     a->cons->need_barrier = true;
-    log_info("assigned %d partition(s) of %s", parts->cnt, a->cfg.topic_events);
+    char nums[256];
+    log_info("assigned %d partition(s) of %s: %s", parts->cnt, a->cfg.topic_events,
+             part_numbers(parts, nums, sizeof(nums)));
 }
 
 /* Requests on the wire (wire) or finished jobs with records on their way
@@ -210,6 +234,26 @@ static void drain(struct app *a, rd_kafka_topic_partition_list_t *parts)
     log_debug("revoke drained in %lld ms", (long long)(app_now_us() - t0) / 1000);
 }
 
+/* Commits l and waits for the answer until until_us at most. */
+static rd_kafka_resp_err_t commit_bounded(struct app *a, rd_kafka_topic_partition_list_t *l,
+                                          int64_t until_us)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(a->consumer);
+    rd_kafka_resp_err_t e = rd_kafka_commit_queue(a->consumer, l, q, NULL, NULL);
+    if (!e) {
+        rd_kafka_event_t *ev = NULL;
+        while (!ev && app_now_us() < until_us) {
+            atomic_fetch_add(&a->beat_consumer, 1);
+            ev = rd_kafka_queue_poll(q, 100);
+        }
+        e = ev ? rd_kafka_event_error(ev) : RD_KAFKA_RESP_ERR__TIMED_OUT;
+        if (ev)
+            rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_queue_destroy(q); /* a late answer finds the queue gone: dropped */
+    return e;
+}
+
 static void commit_revoked(struct app *a, rd_kafka_topic_partition_list_t *parts)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt);
@@ -222,9 +266,10 @@ static void commit_revoked(struct app *a, rd_kafka_topic_partition_list_t *parts
             rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, p)->offset = at;
     }
     if (l->cnt > 0) {
-        rd_kafka_resp_err_t e = rd_kafka_commit(a->consumer, l, 0);
+        rd_kafka_resp_err_t e = commit_bounded(a, l, app_now_us() + COMMIT_WAIT_US);
         if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            log_warn("commit on revoke: %s", rd_kafka_err2str(e));
+            log_warn("commit on revoke: %s; the next owner replays from the last commit",
+                     rd_kafka_err2str(e));
     }
     rd_kafka_topic_partition_list_destroy(l);
 }
@@ -257,7 +302,8 @@ static void revoke(struct app *a, rd_kafka_topic_partition_list_t *parts, bool c
     atomic_fetch_add(&a->sweep_epoch, 1);
     engines_wake(a);
     if (!lost) {
-        drain(a, parts);
+        if (a->cons->stop_phase != 3) /* a stop has drained everything already */
+            drain(a, parts);
         commit_revoked(a, parts);
         bump(a, parts, 1); /* let go: late answers are not ours to record */
     }
@@ -280,8 +326,9 @@ static void revoke(struct app *a, rd_kafka_topic_partition_list_t *parts, bool c
     } else {
         rd_kafka_assign(a->consumer, NULL);
     }
-    log_info("%s %d partition(s) of %s", lost ? "lost" : "revoked", parts->cnt,
-             a->cfg.topic_events);
+    char nums[256];
+    log_info("%s %d partition(s) of %s: %s", lost ? "lost" : "revoked", parts->cnt,
+             a->cfg.topic_events, part_numbers(parts, nums, sizeof(nums)));
 }
 
 void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -408,8 +455,10 @@ static void on_consumer_error(struct app *a, const rd_kafka_message_t *m)
 {
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
         return;
-    log_warn("consumer: %s", rd_kafka_message_errstr(m));
-    (void)a;
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL) /* the consumer reports its own here */
+        kafka_fatal(a, a->consumer);
+    else
+        log_warn("consumer: %s", rd_kafka_message_errstr(m));
 }
 
 /* --- loop --- */
@@ -573,6 +622,35 @@ static bool drained(struct app *a)
            (count_in(a->part_busy, NULL) == 0 || now >= c->stop_phase_until_us);
 }
 
+/* The consumer's close (the last revoke, the final commit, leaving the
+ * group) within CLOSE_WAIT_US; past that the handle is destroyed without
+ * it (consumer_closed() tells shutdown_all). */
+static void close_bounded(struct app *a)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(a->consumer);
+    rd_kafka_error_t *err = rd_kafka_consumer_close_queue(a->consumer, q);
+    if (err) {
+        log_warn("consumer close: %s", rd_kafka_error_string(err));
+        rd_kafka_error_destroy(err);
+    } else {
+        int64_t until = app_now_us() + CLOSE_WAIT_US;
+        while (!rd_kafka_consumer_closed(a->consumer) && app_now_us() < until) {
+            atomic_fetch_add(&a->beat_consumer, 1);
+            rd_kafka_queue_poll_callback(q, 100);
+        }
+        if (!rd_kafka_consumer_closed(a->consumer))
+            log_warn("Kafka did not confirm the consumer's close within %d s (group "
+                     "coordinator unreachable?); what was not committed is replayed",
+                     CLOSE_WAIT_US / 1000000);
+    }
+    rd_kafka_queue_destroy(q);
+}
+
+bool consumer_closed(struct app *a)
+{
+    return rd_kafka_consumer_closed(a->consumer) != 0;
+}
+
 static void *consumer_main(void *arg)
 {
     struct app *a = arg;
@@ -608,13 +686,12 @@ static void *consumer_main(void *arg)
         }
         update_lag(a);
     }
+    a->cons->stop_phase = 3;
     store_offsets(a);
     if (atomic_load(&a->pending))
         log_warn("stopping with %ld event(s) unfinished; they are replayed after restart",
                  atomic_load(&a->pending));
-    rd_kafka_resp_err_t e = rd_kafka_consumer_close(a->consumer);
-    if (e)
-        log_warn("consumer close: %s", rd_kafka_err2str(e));
+    close_bounded(a);
     atomic_store(&a->consumer_done, true);
     return NULL;
 }

@@ -6,10 +6,14 @@
 #include "cred.h"
 #include "log.h"
 
+#include <systemd/sd-login.h>
+
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum role { ROLE_PRODUCER, ROLE_CONSUMER, ROLE_LOADER };
 
@@ -46,15 +50,32 @@ static bool user_set(const struct app *a, enum cfg_kafka_scope scope, const char
     return false;
 }
 
+void kafka_fatal(struct app *a, rd_kafka_t *rk)
+{
+    char why[256];
+    rd_kafka_resp_err_t err = rd_kafka_fatal_error(rk, why, sizeof(why));
+
+    if (err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID) {
+        /* Another process joined with our group.instance.id: restarting
+         * would only fence one of the two again, so systemd must not
+         * (exit 78, RestartPreventExitStatus). */
+        if (atomic_exchange(&a->fatal_status, EXIT_FENCED) != EXIT_FENCED)
+            log_err("Kafka fenced this instance: another process uses the same "
+                    "kafka.group.instance.id; give each instance its own (or stop the other "
+                    "one), then start this one again (exit %d): %s",
+                    EXIT_FENCED, why);
+    } else if (!atomic_load(&a->fatal)) {
+        log_err("Kafka fatal error: %s", why);
+    }
+    atomic_store(&a->fatal, true);
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     struct app *a = opaque;
-    char fatal[256];
 
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
-        log_err("Kafka fatal error: %s", fatal);
-        atomic_store(&a->fatal, true);
+        kafka_fatal(a, rk);
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
@@ -121,6 +142,39 @@ static const struct kdefault kdefaults[] = {
 #undef C
 #undef L
 
+/* The default group.instance.id: stable per host and unit instance, so a
+ * restarted bwprovd takes its partitions back at once, without a rebalance
+ * (static membership, SPEC §3). "bwprovd-<hostname>", plus "-<name>" where
+ * $BWPROVD_INSTANCE names one, or else where systemd runs bwprovd as a
+ * service other than bwprovd.service (a template's bwprovd@east.service
+ * gives "-bwprovd_east"): two instances on one host must not share it, or
+ * the broker fences one of them. Kafka allows [A-Za-z0-9._-] and 249
+ * characters; anything else becomes '_'. */
+void kafka_default_instance_id(char *out, size_t cap)
+{
+    char host[256] = "", name[256] = "";
+    const char *inst = getenv("BWPROVD_INSTANCE");
+    char *unit = NULL;
+
+    if (gethostname(host, sizeof(host)) != 0 || !host[0])
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    if (inst && *inst) {
+        snprintf(name, sizeof(name), "%s", inst);
+    } else if (getenv("INVOCATION_ID") && sd_pid_get_unit(0, &unit) >= 0) {
+        size_t n = strlen(unit);
+        if (n > 8 && strcmp(unit + n - 8, ".service") == 0)
+            unit[n - 8] = '\0';
+        if (strcmp(unit, "bwprovd") != 0)
+            snprintf(name, sizeof(name), "%s", unit);
+        free(unit);
+    }
+    snprintf(out, cap < 250 ? cap : 250, "bwprovd-%s%s%s", host, name[0] ? "-" : "", name);
+    for (char *c = out; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '.' && *c != '_' && *c != '-')
+            *c = '_';
+}
+
 static int defaults(struct app *a, rd_kafka_conf_t *conf, enum role role, char *err, size_t errlen)
 {
     enum cfg_kafka_scope scope = role == ROLE_PRODUCER ? CFG_KAFKA_PRODUCER : CFG_KAFKA_CONSUMER;
@@ -130,6 +184,13 @@ static int defaults(struct app *a, rd_kafka_conf_t *conf, enum role role, char *
             continue;
         if (set(conf, d->name, d->value, err, errlen) != 0)
             return -1;
+    }
+    if (role == ROLE_CONSUMER && !user_set(a, scope, "group.instance.id")) {
+        char id[256];
+        kafka_default_instance_id(id, sizeof(id));
+        if (set(conf, "group.instance.id", id, err, errlen) != 0)
+            return -1;
+        log_info("static group membership: group.instance.id %s", id);
     }
     /* Incremental rebalances only where librdkafka's sticky assignor is
      * sound: before 2.3.0 it aborts when a consumer closes before its first
@@ -153,8 +214,11 @@ static rd_kafka_conf_t *make_conf(struct app *a, enum role role, char *err, size
         const struct cfg_kafka_prop *p = &a->cfg.kafka[i];
         if (p->scope != CFG_KAFKA_BOTH && p->scope != scope)
             continue;
-        if (role == ROLE_LOADER && strcmp(p->name, "group.id") == 0)
+        if (role == ROLE_LOADER &&
+            (strcmp(p->name, "group.id") == 0 || strcmp(p->name, "group.instance.id") == 0))
             continue; /* the loader reads every partition itself */
+        if (strcmp(p->name, "group.instance.id") == 0 && !*p->value)
+            continue; /* empty: static membership off */
         if (set_prop(conf, p, err, errlen) != 0) {
             size_t n = strlen(err);
             snprintf(err + n, errlen - n, " (%s)", p->where);

@@ -28,9 +28,6 @@
 #include <malloc.h>
 #endif
 
-#define EXIT_USAGE 64
-#define EXIT_UNAVAILABLE 69
-#define EXIT_CONFIG 78
 #define STATUS_EVERY_US 2000000
 #define TICK_MS 250
 
@@ -477,7 +474,10 @@ static void shutdown_all(struct app *a)
         }
         ks_clear(a->ks, free_scheduled);
     }
-    if (a->consumer)
+    /* A consumer whose close Kafka never confirmed is left to the process's
+     * exit: librdkafka 2.0's destroy then waits for the group coordinator
+     * without a limit (its main thread spinning), however it is asked. */
+    if (a->consumer && (!a->cons || consumer_closed(a)))
         rd_kafka_destroy(a->consumer);
     if (a->producer)
         rd_kafka_destroy(a->producer);
@@ -595,7 +595,7 @@ static int daemon_main(const struct opts *o)
         ntf_ready();
         run(a, sfd, o);
         if (atomic_load(&a->fatal))
-            rc = 1;
+            rc = atomic_load(&a->fatal_status) ? atomic_load(&a->fatal_status) : EXIT_FATAL;
     } else if (rc == EXIT_UNAVAILABLE) {
         ntf_status("Kafka unreachable at start-up");
     }
@@ -606,6 +606,20 @@ out:
     close(sfd);
     log_write(LOG_LVL_NOTICE, LOG_MID_STOPPED, "bwprovd stopped (exit status %d)", rc);
     return rc;
+}
+
+/* --check-config: the effective configuration, with the static group
+ * membership id bwprovd would choose when the file leaves it unset. */
+static void dump_config(const struct cfg *c)
+{
+    cfg_dump(c, stdout);
+    for (size_t i = 0; i < c->n_kafka; i++)
+        if (c->kafka[i].scope != CFG_KAFKA_PRODUCER &&
+            strcmp(c->kafka[i].name, "group.instance.id") == 0)
+            return;
+    char id[256];
+    kafka_default_instance_id(id, sizeof(id));
+    printf("# kafka.group.instance.id is not set: %s (static membership)\n", id);
 }
 
 int main(int argc, char **argv)
@@ -624,7 +638,7 @@ int main(int argc, char **argv)
         struct cfg c;
         rc = load_config(&o, &c) == 0 ? 0 : EXIT_CONFIG;
         if (rc == 0)
-            cfg_dump(&c, stdout);
+            dump_config(&c);
         cfg_free(&c);
     } else {
         rc = daemon_main(&o);

@@ -76,7 +76,7 @@ def main():
     table = cfg_table(a.cfg_c)
     print(f"{len(keys)} keys from --check-config: {' '.join(keys)}")
     # kafka.group.id is a kafka.* passthrough with a default, not a table key.
-    extra = {"kafka.group.id"}
+    extra = {"kafka.group.id", "kafka.group.instance.id"}
     c.check(set(table) == set(keys) - extra,
             "common/cfg.c's table (as this script reads it) and --check-config disagree: "
             f"only in the table {sorted(set(table) - set(keys))}, only in the output "
@@ -88,6 +88,12 @@ def main():
                     f"{info['default']!r}")
     table["kafka.group.id"] = {"type": "K_STR", "default": values.get("kafka.group.id"),
                                "min": 0, "max": 0, "reload": False}
+    # kafka.group.instance.id too; --check-config prints its computed
+    # default as a comment.
+    keys.append("kafka.group.instance.id")
+    values["kafka.group.instance.id"] = None
+    table["kafka.group.instance.id"] = {"type": "K_STR", "default": None, "min": 0, "max": 0,
+                                        "reload": False}
 
     # bwprovd.conf(5)
     entries = man_entries(a.man)
