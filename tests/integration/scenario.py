@@ -47,12 +47,18 @@ TRACKING_PREFIX = "bwprovd_"
 WS_PATH = "/v1/broadworks/workspaces"
 TOKEN_PATH = "/v1/access_token"
 
-#: Kafka settings so that a restarted or departed member is noticed within
-#: seconds (the librdkafka default session timeout is 45 s).
-FAST_GROUP = {
-    "kafka.consumer.session.timeout.ms": 6000,
-    "kafka.consumer.heartbeat.interval.ms": 500,
-}
+def group_settings(departs=False):
+    """Consumer-group settings for a scenario's daemons. The mock cluster
+    (librdkafka 2.0) knows no static membership and keeps a member that
+    left until its session times out: 6 s there (bwtest.MOCK_GROUP). On a
+    real broker a restarted bwprovd rejoins at once as the same static
+    member, with the product's defaults; but a static member that stops for
+    good sends no LeaveGroup and is replaced only when its session expires
+    (45 s by default), so a scenario in which an instance leaves
+    (``departs``) shortens the session there too."""
+    if departs or not bwtest.real_kafka():
+        return dict(bwtest.MOCK_GROUP)
+    return {}
 
 
 def log(msg, *args):

@@ -29,12 +29,24 @@ Then:
 2. the first daemon is restarted (same object: same group, same state
    directory) to log how many workspaces a loader rebuilds from the full
    topic ("state table caught up; ... N workspaces known"), then stopped;
-3. the state topic is compacted as Kafka would do it once the tombstone
-   retention has passed: per key only the latest record; keys whose latest
-   record is a bare tombstone are dropped. The survivors go into a fresh
-   topic (mk.create_topic, same partition count and partition per record)
-   with kcat, keys, values and headers unchanged (see mapcheck.copy_records;
-   kcat cannot keep the original timestamps, which bwprovd does not read);
+3. the state topic is compacted:
+   * on the mock cluster (which never compacts) as Kafka would do it once
+     the tombstone retention has passed: per key only the latest record;
+     keys whose latest record is a bare tombstone are dropped. The
+     survivors go into a fresh topic (mk.create_topic, same partition
+     count and partition per record) with kcat, keys, values and headers
+     unchanged (see mapcheck.copy_records; kcat cannot keep the original
+     timestamps, which bwprovd does not read);
+   * on a real broker (ctest -L kafka) by Kafka itself: the state topic is
+     created compacting aggressively (STATE_COMPACT_FAST: segments roll
+     every 500 ms, any dirt is cleanable, tombstones kept 1 s; the broker's
+     cleaner looks every 500 ms). A third phase, 40 more users produced a
+     second after the rest, appends to every state partition so that the
+     first two phases' records all lie in closed segments, which Kafka
+     compacts (the active segment never is). The test waits until no key
+     has two records below that point, prints the log start and end
+     offsets and the records left, and checks that the latest record per
+     key is unchanged;
 4. a FRESH daemon (new Daemon object: new STATE_DIRECTORY, so no journal)
    with topic.state = the compacted topic and a new kafka.group.id
    replays the events topic from the earliest offset (auto.offset.reset
@@ -90,7 +102,12 @@ REPLAY_RESULTS = "broadworks.provisioning.results.replay"
 REPLAY_DLQ = "broadworks.provisioning.dlq.replay"
 REPLAY_GROUP = "bwprovd-replay"
 GROUPS = (("keep", 40), ("gone", 40), ("again", 10), ("ren", 15), ("renrm", 15),
-          ("renonly", 10))
+          ("renonly", 10), ("tail", 40))
+# Real brokers: compact the state topic within seconds (see above).
+STATE_COMPACT_FAST = {"segment.ms": 500, "min.cleanable.dirty.ratio": 0.01,
+                      "delete.retention.ms": 1000, "min.compaction.lag.ms": 0}
+BROKER_CLEANER_FAST = {"log.cleaner.backoff.ms": 500}
+TAIL_AFTER_S = 1.0  # > segment.ms: the tail's records open new segments
 MARKER_FIELDS = ("removed", "userId", "workspaceId", "eventId", "source", "updatedAt", "kind")
 
 
@@ -101,9 +118,9 @@ class Plan:
         self.wl = mapcheck.empty_workload(TAG)
         self.kind = {}         # chain owner (first userId) -> group
         self.new_user = {}     # A -> N
-        self.phase1, self.phase2 = [], []
+        self.phase1, self.phase2, self.phase3 = [], [], []
         self.n_keyed = set()   # eventIds keyed by a renamed user's new userId
-        chains1, chains2 = [], []
+        chains1, chains2, chains3 = [], [], []
         n = 0
         for group, count in GROUPS:
             for _ in range(count):
@@ -134,11 +151,15 @@ class Plan:
                         c2.append(bwtest.remove(nu, event_id=eid(7)))
                 self.kind[u] = group
                 self.wl.add_chain(u, c1 + c2, final=None)
-                chains1.append(c1)
-                chains2.append(c2)
+                if group == "tail":
+                    chains3.append(c1)
+                else:
+                    chains1.append(c1)
+                    chains2.append(c2)
                 self.n_keyed.update(ev["eventId"] for ev in c2)
         self.phase1 = mapcheck.interleave(chains1, seed=41)
         self.phase2 = mapcheck.interleave(chains2, seed=42)
+        self.phase3 = mapcheck.interleave(chains3, seed=43)
 
     def expected_live(self, ws_of):
         """``{userId: (workspace id, {field: value})}`` after the first run;
@@ -154,7 +175,7 @@ class Plan:
                     fields.update({k: v for k, v in ev["workspace"].items()
                                    if k in ("primaryPhoneNumber", "extension")})
             fields.pop("newUserId", None)
-            if g in ("keep", "again"):
+            if g in ("keep", "again", "tail"):
                 live[u] = (ws, fields)
             elif g in ("ren", "renonly"):
                 fields["userId"] = self.new_user[u]
@@ -230,6 +251,65 @@ def check_state_topic(records, live, markers):
     return out
 
 
+def end_offsets(mk, topic):
+    """``{partition: end offset}`` (-1: the high watermark), real brokers
+    only; {} on the mock."""
+    return mk.offsets(topic, -1) if bwtest.real_kafka() else {}
+
+
+def copy_compacted(mk, full):
+    """The mock cluster never compacts: copy what compaction would keep
+    into a fresh topic. Returns the survivors."""
+    survivors = mapcheck.compact(full)
+    mk.create_topic(COMPACTED, mk.topics[bwtest.TOPIC_STATE])
+    mapcheck.copy_records(mk, COMPACTED, survivors)
+    copied = mk.consume(COMPACTED, count=len(survivors), timeout=30)
+    assert sorted((m["key"], m["value"]) for m in copied) == \
+        sorted((m["key"], m["value"]) for m in survivors), "compacted copy differs"
+    return survivors
+
+
+def duplicated_below(records, tail_from):
+    """Keys with more than one record below ``tail_from`` (the offsets
+    where the tail began: everything below lies in closed segments)."""
+    seen, dup = set(), set()
+    for m in records:
+        if m["offset"] < tail_from.get(m["partition"], 0):
+            k = (m["partition"], m["key"])
+            (dup if k in seen else seen).add(k)
+    return dup
+
+
+def real_compaction(mk, full, tail_from):
+    """Waits until Kafka compacted the state topic's closed segments (no
+    key twice below the tail, fewer records there than were written),
+    checks that compaction kept the latest record of every key, prints the
+    offsets. Returns (topic, records). With segments this short the
+    cleaner also works during the run, so ``full`` may already lack some
+    records."""
+    ends = end_offsets(mk, bwtest.TOPIC_STATE)
+    grew = [p for p in tail_from if ends.get(p, 0) <= tail_from[p]]
+    assert not grew, "the tail appended nothing to state partition(s) %s: their records " \
+        "stay in the active segment, which Kafka never compacts" % grew
+    starts = mk.offsets(bwtest.TOPIC_STATE, -2)
+    written = sum(tail_from[p] - starts.get(p, 0) for p in tail_from)
+
+    def compacted():
+        recs = mk.consume(bwtest.TOPIC_STATE)
+        below = [m for m in recs if m["offset"] < tail_from.get(m["partition"], 0)]
+        return recs if len(below) < written and not duplicated_below(recs, tail_from) else None
+
+    left = bwtest.wait_until(compacted, 90, 1.0, "the state topic compacted by Kafka")
+    below = sum(1 for m in left if m["offset"] < tail_from.get(m["partition"], 0))
+    log("real compaction: below the tail %d records written, %d left (log start offsets %s, "
+        "tail from %s, end offsets %s); %d records in all", written, below, starts, tail_from,
+        ends, len(left))
+    latest = lambda recs: {k: (m["value"], m["headers"]) for k, m in  # noqa: E731
+                           mapcheck.latest_per_key(recs).items()}
+    assert latest(left) == latest(full), "compaction changed a key's latest record"
+    return bwtest.TOPIC_STATE, left
+
+
 def main():
     t0 = time.monotonic()
     plan = Plan()
@@ -238,13 +318,18 @@ def main():
     log("workload: %d users, %d events (%d in phase 2, keyed by renamed users' new ids)",
         len(wl.users), n_events, len(plan.phase2))
     problems = []
-    with bwtest.MockKafka(partitions=PARTITIONS) as mk, bwtest.WebSim() as sim:
+    with bwtest.Kafka(partitions=PARTITIONS, state_config=STATE_COMPACT_FAST,
+                      broker_config=BROKER_CLEANER_FAST) as mk, bwtest.WebSim() as sim:
         # -- the first run: product defaults ------------------------------
         with bwtest.Daemon(mk.bootstrap, sim) as d1:
             d1.wait_ready(60)
             mk.produce(bwtest.TOPIC_EVENTS, plan.phase1, timeout=60)
             scenario.wait_results(mk, [e["eventId"] for e in plan.phase1], 60, what="phase 1")
             mk.produce(bwtest.TOPIC_EVENTS, plan.phase2, timeout=60)
+            scenario.wait_results(mk, [e["eventId"] for e in plan.phase2], 60, what="phase 2")
+            tail_from = end_offsets(mk, bwtest.TOPIC_STATE)
+            time.sleep(TAIL_AFTER_S)
+            mk.produce(bwtest.TOPIC_EVENTS, plan.phase3, timeout=60)
             results = scenario.wait_all_results(mk, wl, 60)
             grouped = scenario.check_results(wl, results)  # all succeeded, no note
             ws_of = {eid: rs[-1].get("workspaceId") for eid, rs in grouped.items()}
@@ -271,21 +356,19 @@ def main():
             known_full = mapcheck.wait_caught_up(d1, 60)
             assert d1.stop() == 0, "first daemon (restart): exit not 0:\n" + d1.log_tail()
         full = mk.consume(bwtest.TOPIC_STATE)
-        survivors = mapcheck.compact(full)
-        mk.create_topic(COMPACTED, mk.topics[bwtest.TOPIC_STATE])
+        if bwtest.real_kafka():
+            compacted_topic, survivors = real_compaction(mk, full, tail_from)
+        else:
+            compacted_topic, survivors = COMPACTED, copy_compacted(mk, full)
         mk.create_topic(REPLAY_RESULTS, PARTITIONS)
         mk.create_topic(REPLAY_DLQ, PARTITIONS)
-        mapcheck.copy_records(mk, COMPACTED, survivors)
-        copied = mk.consume(COMPACTED, count=len(survivors), timeout=30)
-        assert sorted((m["key"], m["value"]) for m in copied) == \
-            sorted((m["key"], m["value"]) for m in survivors), "compacted copy differs"
         log("state topic: %d records, %d keys, %d survive compaction (%d bare tombstones "
             "dropped as latest)", len(full), len(mapcheck.latest_per_key(full)), len(survivors),
             sum(1 for m in mapcheck.latest_per_key(full).values() if m["value"] is None))
 
         # -- the replay: fresh daemon on the compacted topic ---------------
         seq0 = mapcheck.last_seq(sim)
-        cfg = {"topic.state": COMPACTED,          # the point of the test
+        cfg = {"topic.state": compacted_topic,    # the point of the test
                "kafka.group.id": REPLAY_GROUP,    # no committed offsets: replay from earliest
                "topic.results": REPLAY_RESULTS,   # count the replay's results apart
                "topic.dlq": REPLAY_DLQ}

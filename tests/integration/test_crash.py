@@ -114,9 +114,9 @@ def main(users=USERS, updates=4, kill_at=KILL_AT, prefix="cr", seed=9, name="cra
     # Commit often, so that the replays start from a committed offset in
     # the middle of the work and not from the beginning (the default 5 s
     # interval would commit nothing before the kills).
-    config = dict(scenario.FAST_GROUP, **{"webex.max_in_flight": IN_FLIGHT,
+    config = dict(scenario.group_settings(), **{"webex.max_in_flight": IN_FLIGHT,
                                           "kafka.consumer.auto.commit.interval.ms": 200})
-    with bwtest.MockKafka(partitions=4) as mk, bwtest.WebSim(faults={"latencyMs": 20}) as sim, \
+    with bwtest.Kafka(partitions=4) as mk, bwtest.WebSim(faults={"latencyMs": 20}) as sim, \
             bwtest.Daemon(mk.bootstrap, sim, config=config) as d:
         d.wait_ready(60)
         wl.produce(mk)

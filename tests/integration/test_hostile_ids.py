@@ -75,7 +75,7 @@ def hostile_ids(b_ws):
 
 def main():
     t0 = time.monotonic()
-    with bwtest.MockKafka() as mk, bwtest.WebSim() as sim, \
+    with bwtest.Kafka() as mk, bwtest.WebSim() as sim, \
             bwtest.Daemon(mk.bootstrap, sim) as d:
         d.wait_ready(60)
         setup = [bwtest.provision(u, event_id="hx-prov-%d" % i, extension="4%04d" % i)

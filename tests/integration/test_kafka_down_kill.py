@@ -72,7 +72,7 @@ def main():
     # answers/s flowing during the outage (answers inside the loss window at
     # the kill); state.max_unacknowledged (5000) is far off at 800.
     config = {}
-    with bwtest.MockKafka(partitions=4) as mk, \
+    with bwtest.Kafka(partitions=4) as mk, \
             bwtest.WebSim(faults={"latencyMs": LATENCY_MS, "latencyJitterMs": JITTER_MS}) as sim, \
             bwtest.Daemon(mk.bootstrap, sim, config=config) as d:
         d.wait_ready(60)

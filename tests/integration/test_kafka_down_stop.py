@@ -75,7 +75,7 @@ def main():
     # Product defaults (webex.max_in_flight 64, webex.timeout_ms 30 s,
     # shutdown.grace_ms 10 s) but the bound under test; see above.
     config = {"state.max_unacknowledged": 1000}
-    with bwtest.MockKafka(partitions=4) as mk, \
+    with bwtest.Kafka(partitions=4) as mk, \
             bwtest.WebSim(faults={"latencyMs": LATENCY_MS}) as sim, \
             bwtest.Daemon(mk.bootstrap, sim, config=config) as d:
         cfg = scenario.effective_config(d)

@@ -50,7 +50,7 @@ def main():
     chains = [[bwtest.provision(user(i), event_id="lw-%d-0" % i),
                bwtest.update(user(i), event_id="lw-%d-1" % i, extension="7%04d" % i)]
               for i in range(USERS)]
-    with bwtest.MockKafka(partitions=4, topics={"lw.compacted": 4}) as mk, \
+    with bwtest.Kafka(partitions=4, topics={"lw.compacted": 4}) as mk, \
             bwtest.WebSim() as sim, bwtest.Daemon(mk.bootstrap, sim) as d:
         d.wait_ready(60)
         mk.produce(bwtest.TOPIC_EVENTS, [bwtest.event_record(e) for c in chains for e in c])

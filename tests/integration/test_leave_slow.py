@@ -91,7 +91,7 @@ def main():
     # (webex.timeout_ms 30 s, shutdown.grace_ms 10 s); the harness's session
     # timeout (6 s) lets A take B's partitions over within seconds.
     config = {"webex.max_in_flight": IN_FLIGHT}
-    with bwtest.MockKafka(partitions=PARTITIONS) as mk, \
+    with bwtest.Kafka(partitions=PARTITIONS) as mk, \
             bwtest.WebSim(faults={"latencyMs": LATENCY_MS}) as sim, \
             bwtest.Daemon(mk.bootstrap, sim, config=config) as a:
         a.wait_ready(60)

@@ -94,7 +94,7 @@ def run(tag, locked):
         faults["script"] = [{"status": 423, "userId": LOCKED, "method": "PUT",
                              "count": 100000, "retryAfter": RETRY_AFTER_S}]
     out = {"tag": tag}
-    with bwtest.MockKafka() as mk, bwtest.WebSim(faults=faults) as sim:
+    with bwtest.Kafka() as mk, bwtest.WebSim(faults=faults) as sim:
         mk.produce(bwtest.TOPIC_EVENTS, events, timeout=60)
         with bwtest.Daemon(mk.bootstrap, sim, config=config) as d:
             try:

@@ -133,7 +133,7 @@ def main():
     for k, v, _ in bad:  # malformed ones land between valid ones
         fixed.insert(rng.randrange(len(fixed) + 1), (k, v))
 
-    with bwtest.MockKafka(partitions=4) as mk, bwtest.WebSim() as sim, \
+    with bwtest.Kafka(partitions=4) as mk, bwtest.WebSim() as sim, \
             bwtest.Daemon(mk.bootstrap, sim, config={"webex.max_in_flight": 32}) as d:
         d.wait_ready(60)
         mk.produce(bwtest.TOPIC_EVENTS, fixed)

@@ -79,9 +79,9 @@ def expectation(late):
 def main():
     t0 = time.monotonic()
     wl = scenario.Workload("rb", USERS, seed=88, updates=4, keep_every=2)
-    config = dict(scenario.FAST_GROUP, **{"webex.max_in_flight": IN_FLIGHT,
+    config = dict(scenario.group_settings(departs=True), **{"webex.max_in_flight": IN_FLIGHT,
                                           "shutdown.grace_ms": 1000})
-    with bwtest.MockKafka(partitions=8) as mk, bwtest.WebSim(faults={"latencyMs": 20}) as sim, \
+    with bwtest.Kafka(partitions=8) as mk, bwtest.WebSim(faults={"latencyMs": 20}) as sim, \
             bwtest.Daemon(mk.bootstrap, sim, config=config) as a:
         a.wait_ready(60)
         bwtest.wait_until(lambda: consuming(a), 60, 0.2, "instance A consuming")

@@ -30,10 +30,10 @@ STEPS = ((500, "stop", "C"), (1000, "start", "D"), (1500, "stop", "B"))
 def main():
     t0 = time.monotonic()
     wl = scenario.Workload("r3", USERS, seed=333, updates=4, keep_every=2)
-    config = dict(scenario.FAST_GROUP, **{"webex.max_in_flight": 8, "shutdown.grace_ms": 1000})
+    config = dict(scenario.group_settings(departs=True), **{"webex.max_in_flight": 8, "shutdown.grace_ms": 1000})
     # 100 ms per request, 8 at a time per instance: the changes are seconds
     # apart, each one landing while work is in flight.
-    with bwtest.MockKafka(partitions=12) as mk, \
+    with bwtest.Kafka(partitions=12) as mk, \
             bwtest.WebSim(faults={"latencyMs": 100}) as sim:
         inst = {n: bwtest.Daemon(mk.bootstrap, sim, config=config) for n in "ABCD"}
         try:

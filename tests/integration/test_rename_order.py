@@ -65,7 +65,7 @@ def main():
             removed.add(n)
         wl.add_chain(a, chain, final=None)
         events += chain
-    with bwtest.MockKafka() as mk, bwtest.WebSim() as sim, \
+    with bwtest.Kafka() as mk, bwtest.WebSim() as sim, \
             bwtest.Daemon(mk.bootstrap, sim) as d:
         d.wait_ready(60)
         mk.produce(bwtest.TOPIC_EVENTS, events, timeout=60)

@@ -62,7 +62,7 @@ def main():
     # (webex.timeout_ms 30 s, shutdown.grace_ms 10 s); the harness's session
     # timeout of 6 s lets the restarted daemon get the partitions back.
     config = {"webex.max_in_flight": IN_FLIGHT}
-    with bwtest.MockKafka(partitions=4) as mk, \
+    with bwtest.Kafka(partitions=4) as mk, \
             bwtest.WebSim(faults={"latencyMs": LATENCY_MS}) as sim, \
             bwtest.Daemon(mk.bootstrap, sim, config=config) as d:
         limit = scenario.stop_limit_s(d)

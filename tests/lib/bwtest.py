@@ -451,6 +451,35 @@ class MockKafka:
         return "MockKafka(%s)" % (self.bootstrap,)
 
 
+def real_kafka():
+    """True when the tests run on real Apache Kafka brokers
+    (``BWTEST_KAFKA=real``, set by CTest for the label ``kafka``)."""
+    return os.environ.get("BWTEST_KAFKA") == "real"
+
+
+#: The group settings Daemon gives bwprovd on the mock cluster (see
+#: Daemon.config_items).
+MOCK_GROUP = {
+    "kafka.consumer.session.timeout.ms": 6000,
+    "kafka.consumer.heartbeat.interval.ms": 500,
+}
+
+
+def Kafka(partitions=4, brokers=1, topics=None, **kw):
+    """The cluster a scenario runs on: real Apache Kafka
+    (``realkafka.RealKafka``) when real_kafka(), else the mock
+    (``MockKafka``). Keyword arguments the other kind does not take are
+    dropped (``debug`` is the mock's; ``state_config`` and the like the
+    real one's)."""
+    if real_kafka():
+        import realkafka
+        kw.pop("debug", None)
+        return realkafka.RealKafka(partitions=partitions, brokers=brokers, topics=topics, **kw)
+    for k in ("state_config", "topic_config", "broker_config", "version", "heap_mb"):
+        kw.pop(k, None)
+    return MockKafka(partitions=partitions, brokers=brokers, topics=topics, **kw)
+
+
 # ---------------------------------------------------------------------------
 # WebSim
 
@@ -842,6 +871,7 @@ class Daemon:
         self.log_path = os.path.join(self.dir, "stderr.log")
         self.stdout_path = os.path.join(self.dir, "stdout.log")
         self.state_dir = os.path.join(self.dir, "state")
+        self.instance = os.path.basename(self.dir)
         os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
         self.config = dict(config or {})
         self.overrides = dict(overrides or {})
@@ -877,12 +907,13 @@ class Daemon:
             "kafka.bootstrap.servers": self.bootstrap,
             "webex.base_url": self.base_url,
             "webex.access_token_file": self.token_path,
-            # The mock cluster (librdkafka 2.0) keeps a member that sent
-            # LeaveGroup until its session times out: keep that short so a
-            # restarted or second daemon joins within seconds.
-            "kafka.consumer.session.timeout.ms": 6000,
-            "kafka.consumer.heartbeat.interval.ms": 500,
         }
+        if not real_kafka():
+            # The mock cluster (librdkafka 2.0) keeps a member that sent
+            # LeaveGroup until its session times out, and it knows no
+            # static membership: keep that short so a restarted or second
+            # daemon joins within seconds. A real broker gets the defaults.
+            items.update(MOCK_GROUP)
         for k, v in self.config.items():
             if v is None:
                 items.pop(k, None)
@@ -921,6 +952,11 @@ class Daemon:
         # of state records there (one directory per Daemon, kept across
         # its restarts, as on a real host).
         env["STATE_DIRECTORY"] = self.state_dir
+        # As a template unit's %i does: one static group member per Daemon
+        # (kafka.group.instance.id defaults to bwprovd-<host>-<instance>),
+        # the same across its restarts, so that two Daemons on this host do
+        # not fence each other.
+        env["BWPROVD_INSTANCE"] = self.instance
         if self.watchdog_usec is not None:
             env["WATCHDOG_USEC"] = str(int(self.watchdog_usec))
         for k, v in self.extra_env.items():
