@@ -136,6 +136,10 @@ struct app {
     atomic_ulong n_ok, n_failed, n_rejected, n_inflight, n_done_total;
     atomic_llong lag;
     atomic_bool kafka_down;
+    /* The last time Kafka refused bwprovd (authentication or an ACL), and
+     * what it refused: STATUS shows it while it is recent. Under lock. */
+    char kafka_refused[240];
+    int64_t kafka_refused_us, kafka_refused_logged_us;
 
     /* Watchdog: every thread's loop bumps its counter; WATCHDOG=1 goes out
      * only while all of them move. The producer's counter moves with
@@ -257,6 +261,16 @@ int kafka_probe(struct app *a, char *why, size_t whylen);
  * consumer's poll): logged, a->fatal set, and for a fenced static member
  * a->fatal_status EXIT_FENCED. Any thread. */
 void kafka_fatal(struct app *a, rd_kafka_t *rk);
+/* Whether e means Kafka refused bwprovd's principal: a failed SASL
+ * authentication, or an ACL that does not allow an operation. */
+bool kafka_access_error(rd_kafka_resp_err_t e);
+/* Kafka refused what (e.g. "reading topic X: Broker: Topic authorization
+ * failed"): logged (once a minute while it repeats) and shown in STATUS
+ * for a while (kafka_refusal). Any thread. */
+void kafka_refused(struct app *a, const char *what);
+/* The refusal of the last KAFKA_REFUSED_SHOW_US, copied into buf, or
+ * false when there was none. */
+bool kafka_refusal(struct app *a, int64_t now_us, char *buf, size_t cap);
 /* The group.instance.id bwprovd uses when kafka.group.instance.id is not
  * set (static membership): stable per host and unit instance. */
 void kafka_default_instance_id(char *out, size_t cap);

@@ -357,6 +357,12 @@ void consumer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         bool purged =
             m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
         if (!purged) {
+            if (kafka_access_error(m->err)) {
+                char what[300];
+                snprintf(what, sizeof(what), "writing %s: %s", rd_kafka_topic_name(m->rkt),
+                         rd_kafka_err2str(m->err));
+                kafka_refused(a, what);
+            }
             log_err("delivery to %s failed: %s; stopping so the event is replayed",
                     rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
             atomic_store(&a->fatal, true);
@@ -455,10 +461,19 @@ static void on_consumer_error(struct app *a, const rd_kafka_message_t *m)
 {
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
         return;
-    if (m->err == RD_KAFKA_RESP_ERR__FATAL) /* the consumer reports its own here */
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL) { /* the consumer reports its own here */
         kafka_fatal(a, a->consumer);
-    else
+    } else if (kafka_access_error(m->err)) {
+        char what[300];
+        if (m->rkt)
+            snprintf(what, sizeof(what), "reading %s: %s", rd_kafka_topic_name(m->rkt),
+                     rd_kafka_message_errstr(m));
+        else
+            snprintf(what, sizeof(what), "consumer group: %s", rd_kafka_message_errstr(m));
+        kafka_refused(a, what);
+    } else {
         log_warn("consumer: %s", rd_kafka_message_errstr(m));
+    }
 }
 
 /* --- loop --- */

@@ -50,6 +50,53 @@ static bool user_set(const struct app *a, enum cfg_kafka_scope scope, const char
     return false;
 }
 
+bool kafka_access_error(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+    case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* A refusal stays in STATUS this long after it was last seen: librdkafka
+ * reports a lasting one again every few seconds. */
+#define KAFKA_REFUSED_SHOW_US 30000000
+#define KAFKA_REFUSED_LOG_US 60000000
+
+void kafka_refused(struct app *a, const char *what)
+{
+    int64_t now = app_now_us();
+    pthread_mutex_lock(&a->lock);
+    bool again = strncmp(a->kafka_refused, what, sizeof(a->kafka_refused) - 1) == 0;
+    bool log = !again || now - a->kafka_refused_logged_us >= KAFKA_REFUSED_LOG_US;
+    snprintf(a->kafka_refused, sizeof(a->kafka_refused), "%s", what);
+    a->kafka_refused_us = now;
+    if (log)
+        a->kafka_refused_logged_us = now;
+    pthread_mutex_unlock(&a->lock);
+    if (log)
+        log_err("Kafka refuses bwprovd: %s (check the principal's credentials and ACLs: "
+                "README \"Kafka ACLs\")",
+                what);
+}
+
+bool kafka_refusal(struct app *a, int64_t now_us, char *buf, size_t cap)
+{
+    pthread_mutex_lock(&a->lock);
+    bool recent = a->kafka_refused[0] && now_us - a->kafka_refused_us < KAFKA_REFUSED_SHOW_US;
+    if (recent)
+        snprintf(buf, cap, "%s", a->kafka_refused);
+    pthread_mutex_unlock(&a->lock);
+    return recent;
+}
+
 void kafka_fatal(struct app *a, rd_kafka_t *rk)
 {
     char why[256];
@@ -76,6 +123,12 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         kafka_fatal(a, rk);
+        return;
+    }
+    if (kafka_access_error(err)) {
+        char what[300];
+        snprintf(what, sizeof(what), "%s: %s", rd_kafka_name(rk), reason);
+        kafka_refused(a, what);
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
@@ -290,6 +343,24 @@ static bool topic_known(const struct rd_kafka_metadata *md, const char *name)
     return false;
 }
 
+/* A topic missing from the cluster's list of topics may exist but be
+ * hidden from bwprovd's principal: ask for it alone, through the
+ * consumer, whose requests never create a topic (allow.auto.create.topics
+ * is false there). The broker answers TOPIC_AUTHORIZATION_FAILED then. */
+static bool topic_refused(struct app *a, const char *topic)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(a->consumer, topic, NULL);
+    if (!rkt)
+        return false;
+    bool refused = rd_kafka_metadata(a->consumer, 0, rkt, &md, 1000) == 0 && md->topic_cnt == 1 &&
+                   md->topics[0].err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return refused;
+}
+
 int kafka_probe(struct app *a, char *why, size_t whylen)
 {
     const char *topics[] = {a->cfg.topic_events, a->cfg.topic_results, a->cfg.topic_dlq,
@@ -306,9 +377,15 @@ int kafka_probe(struct app *a, char *why, size_t whylen)
         if (!topic_known(md, topics[i]))
             missing = topics[i];
     rd_kafka_metadata_destroy(md);
-    if (missing) {
-        snprintf(why, whylen, "Waiting for topic %s to exist", missing);
+    if (!missing)
+        return 0;
+    if (topic_refused(a, missing)) {
+        snprintf(why, whylen,
+                 "Kafka refuses bwprovd: not authorized to describe topic %s (check the "
+                 "principal's ACLs: README \"Kafka ACLs\")",
+                 missing);
         return -1;
     }
-    return 0;
+    snprintf(why, whylen, "Waiting for topic %s to exist", missing);
+    return -1;
 }

@@ -137,6 +137,18 @@ static void advance(struct loader *l, int32_t p, int64_t next)
         atomic_store(&l->pos[p], next);
 }
 
+static void loader_error(struct app *a, const rd_kafka_message_t *m)
+{
+    char what[300];
+    if (!kafka_access_error(m->err)) {
+        log_warn("state loader: %s", rd_kafka_message_errstr(m));
+        return;
+    }
+    snprintf(what, sizeof(what), "the state loader reading %s: %s",
+             m->rkt ? rd_kafka_topic_name(m->rkt) : a->cfg.topic_state, rd_kafka_message_errstr(m));
+    kafka_refused(a, what);
+}
+
 static void *loader_main(void *arg)
 {
     struct app *a = arg;
@@ -151,7 +163,7 @@ static void *loader_main(void *arg)
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
             advance(l, m->partition, m->offset);
         else if (m->err)
-            log_warn("state loader: %s", rd_kafka_message_errstr(m));
+            loader_error(a, m);
         else {
             apply(a, m);
             advance(l, m->partition, m->offset + 1);

@@ -149,7 +149,7 @@ static void check_kafka_back(struct app *a)
 
 static void send_status(struct app *a, uint64_t *last_done, int64_t *last_us)
 {
-    char s[512];
+    char s[1024];
     int64_t now = app_now_us();
     uint64_t done = atomic_load(&a->n_done_total);
     double secs = (double)(now - *last_us) / 1e6;
@@ -172,7 +172,9 @@ static void send_status(struct app *a, uint64_t *last_done, int64_t *last_us)
     if (allowed > 0 && (a->cfg.webex_rate_limit == 0 || allowed < a->cfg.webex_rate_limit) &&
         n > 0 && (size_t)n < sizeof(s)) /* slowed down after 429s */
         n += snprintf(s + n, sizeof(s) - (size_t)n, "; rate limited to %.0f/s", allowed);
-    char why[200];
+    char why[240];
+    if (n > 0 && (size_t)n < sizeof(s) && kafka_refusal(a, now, why, sizeof(why)))
+        n += snprintf(s + n, sizeof(s) - (size_t)n, "; Kafka refuses: %s", why);
     long unacked = journal_unacked(a->journal);
     if (n > 0 && (size_t)n < sizeof(s) && journal_failing(a->journal, why, sizeof(why)))
         n += snprintf(s + n, sizeof(s) - (size_t)n,
@@ -183,6 +185,18 @@ static void send_status(struct app *a, uint64_t *last_done, int64_t *last_us)
                       "by Kafka",
                       unacked);
     (void)n;
+    ntf_status(s);
+}
+
+/* The last STATUS before a fatal error ends the process: why, where it
+ * is known (Kafka refused something), else where to look. */
+static void fatal_status(struct app *a)
+{
+    char why[240], s[300];
+    if (kafka_refusal(a, app_now_us(), why, sizeof(why)))
+        snprintf(s, sizeof(s), "Stopped: Kafka refuses: %s", why);
+    else
+        snprintf(s, sizeof(s), "Stopped after a fatal error (see the journal)");
     ntf_status(s);
 }
 
@@ -374,6 +388,9 @@ static int wait_kafka(struct app *a, int sfd, const struct opts *o)
         if (app_now_us() >= deadline) {
             log_err("Kafka not ready within startup.timeout_ms (%ld ms): %s",
                     a->cfg.startup_timeout_ms, why);
+            char s[600];
+            snprintf(s, sizeof(s), "Kafka not ready at start-up: %s", why);
+            ntf_status(s);
             return -1;
         }
         struct pollfd p = {sfd, POLLIN, 0};
@@ -413,6 +430,7 @@ static int replay_journal(struct app *a, int sfd, const struct opts *o)
         return 0;
     log_err("the state topic could not be read within startup.timeout_ms; the state journal "
             "is kept for the next start");
+    ntf_status("The state topic could not be read within startup.timeout_ms (see the journal)");
     return -1;
 }
 
@@ -594,10 +612,10 @@ static int daemon_main(const struct opts *o)
                   a->cfg.pipeline_workers);
         ntf_ready();
         run(a, sfd, o);
-        if (atomic_load(&a->fatal))
+        if (atomic_load(&a->fatal)) {
             rc = atomic_load(&a->fatal_status) ? atomic_load(&a->fatal_status) : EXIT_FATAL;
-    } else if (rc == EXIT_UNAVAILABLE) {
-        ntf_status("Kafka unreachable at start-up");
+            fatal_status(a);
+        }
     }
     atomic_store(&a->stopping, true);
 out:

@@ -6,7 +6,6 @@ another CA, or with a certificate for a different host name, it fails closed
 the DLQ); plain http:// to a non-loopback host is refused at start."""
 import os
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
@@ -14,29 +13,6 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import bwtest  # noqa: E402
-
-
-def openssl(*args):
-    subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
-
-
-def make_ca(d, name):
-    key, pem = os.path.join(d, name + ".key"), os.path.join(d, name + ".pem")
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", key, "-out", pem, "-days", "2", "-subj", "/CN=" + name)
-    return key, pem
-
-
-def make_cert(d, ca, name, san):
-    key, csr, pem = (os.path.join(d, name + x) for x in (".key", ".csr", ".pem"))
-    ext = os.path.join(d, name + ".ext")
-    with open(ext, "w") as f:
-        f.write("subjectAltName=%s\n" % san)
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", key, "-out", csr, "-subj", "/CN=" + name)
-    openssl("x509", "-req", "-in", csr, "-CA", ca[1], "-CAkey", ca[0], "-CAcreateserial",
-            "-out", pem, "-days", "2", "-extfile", ext)
-    return pem, key
 
 
 def run(mk, sim, ca_file, users, expect_ok):
@@ -65,10 +41,10 @@ def run(mk, sim, ca_file, users, expect_ok):
 
 def main():
     with tempfile.TemporaryDirectory() as d:
-        ca = make_ca(d, "bwprovd-test-ca")
-        other = make_ca(d, "some-other-ca")
-        good = make_cert(d, ca, "sim", "DNS:localhost,IP:127.0.0.1")
-        wrong_host = make_cert(d, ca, "wronghost", "DNS:api.example.net")
+        ca = bwtest.make_ca(d, "bwprovd-test-ca")
+        other = bwtest.make_ca(d, "some-other-ca")
+        good = bwtest.make_cert(d, ca, "sim", "DNS:localhost,IP:127.0.0.1")
+        wrong_host = bwtest.make_cert(d, ca, "wronghost", "DNS:api.example.net")
         with bwtest.MockKafka(partitions=2) as mk:
             with bwtest.WebSim(tls=(good[0], good[1], ca[1])) as sim:
                 assert sim.base_url.startswith("https://127.0.0.1:"), sim.base_url

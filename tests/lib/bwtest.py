@@ -1500,6 +1500,34 @@ def consume(bootstrap, topic, count=None, timeout=30, partition=None,
 # Small helpers
 
 
+def openssl(*args):
+    """Run openssl with ``args``; CalledProcessError when it fails."""
+    subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+
+
+def make_ca(d, name):
+    """A self-signed test CA in directory ``d``: (key path, cert path)."""
+    key, pem = os.path.join(d, name + ".key"), os.path.join(d, name + ".pem")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", key, "-out", pem, "-days", "2", "-subj", "/CN=" + name)
+    return key, pem
+
+
+def make_cert(d, ca, name, san):
+    """A certificate for ``san`` (e.g. "DNS:localhost,IP:127.0.0.1")
+    signed by ``ca`` (make_ca's pair): (cert path, key path); the key is
+    unencrypted PKCS#8."""
+    key, csr, pem = (os.path.join(d, name + x) for x in (".key", ".csr", ".pem"))
+    ext = os.path.join(d, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=%s\n" % san)
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", "/CN=" + name)
+    openssl("x509", "-req", "-in", csr, "-CA", ca[1], "-CAkey", ca[0], "-CAcreateserial",
+            "-out", pem, "-days", "2", "-extfile", ext)
+    return pem, key
+
+
 def wait_until(pred, timeout=30, interval=0.1, desc=None):
     """Call ``pred()`` every ``interval`` s until it returns something truthy
     and return that; raise Timeout (message ``desc``) after ``timeout`` s.

@@ -12,6 +12,15 @@ log-compacted.
     with realkafka.RealKafka(partitions=4, brokers=3) as k:
         ...  k.bootstrap, k.kill(2), k.start_node(2), k.offsets(topic)
 
+``secure=True``: a secured cluster as an operator runs one. Clients
+connect to ``secure_bootstrap``, a SASL_SSL listener (SCRAM-SHA-512,
+certificates from a test CA in ``ca_file``), and the broker's
+StandardAuthorizer enforces ACLs (``allow.everyone.if.no.acl.found``
+false): a principal may do only what ``acl_add`` allowed. ``bootstrap``
+stays a PLAINTEXT listener for the harness itself (kcat, the tools and
+the brokers among themselves), whose principal, ANONYMOUS, is a super
+user: the product never uses it.
+
 ``bwtest.Kafka(...)`` gives a RealKafka when ``BWTEST_KAFKA=real`` is set
 (CTest label ``kafka``) and a MockKafka otherwise, so one scenario runs on
 both. Where Maven Central cannot be reached, ``start()`` raises
@@ -38,6 +47,8 @@ DEFAULT_VERSION = "4.4.0"
 #: JVM heap per broker: three brokers and the daemons share 2 cores and
 #: a few GiB with CI.
 HEAP_MB = 320
+#: The SASL mechanism of the secured listener.
+SCRAM = "SCRAM-SHA-512"
 
 
 def cache_dir(version):
@@ -121,7 +132,7 @@ class RealKafka:
 
     def __init__(self, partitions=4, brokers=1, topics=None, version=None,
                  state_config=None, topic_config=None, broker_config=None,
-                 heap_mb=HEAP_MB, start_timeout=90):
+                 heap_mb=HEAP_MB, start_timeout=90, secure=False):
         self.version = version or os.environ.get("BWTEST_KAFKA_VERSION") or DEFAULT_VERSION
         self.brokers = int(brokers)
         self.partitions = int(partitions)
@@ -138,6 +149,9 @@ class RealKafka:
         self.ports = {}
         self.procs = {}
         self.bootstrap = None
+        self.secure = bool(secure)
+        self.secure_bootstrap = None
+        self.ca_file = None
 
     # -- nodes --------------------------------------------------------------
 
@@ -153,7 +167,7 @@ class RealKafka:
         return out
 
     def _properties(self, node):
-        port, cport = self.ports[node]
+        port, cport = self.ports[node][:2]
         voters = ",".join("%d@127.0.0.1:%d" % (n, self.ports[n][1]) for n in self.ports)
         rf = min(3, self.brokers)
         props = {
@@ -175,11 +189,50 @@ class RealKafka:
             "auto.create.topics.enable": "false",
             "num.partitions": self.partitions,
         }
+        if self.secure:
+            props.update(self._secure_properties(node))
         props.update(self.broker_config)
         path = os.path.join(self.dir, "node%d.properties" % node)
         with open(path, "w") as f:
             f.writelines("%s=%s\n" % kv for kv in props.items())
         return path
+
+    def _secure_properties(self, node):
+        """The SASL_SSL listener (named SECURE), SCRAM and the authorizer."""
+        port, cport, sport = self.ports[node]
+        return {
+            "listeners": "PLAINTEXT://127.0.0.1:%d,SECURE://127.0.0.1:%d,"
+                         "CONTROLLER://127.0.0.1:%d" % (port, sport, cport),
+            "advertised.listeners": "PLAINTEXT://127.0.0.1:%d,SECURE://127.0.0.1:%d"
+                                    % (port, sport),
+            "listener.security.protocol.map":
+                "PLAINTEXT:PLAINTEXT,SECURE:SASL_SSL,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms": SCRAM,
+            "listener.name.secure.sasl.enabled.mechanisms": SCRAM,
+            "listener.name.secure.%s.sasl.jaas.config" % SCRAM.lower():
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            # PEM: the unencrypted PKCS#8 key and the certificate in one file
+            "listener.name.secure.ssl.keystore.type": "PEM",
+            "listener.name.secure.ssl.keystore.location": self._keystore,
+            "authorizer.class.name":
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": "User:ANONYMOUS",
+        }
+
+    def _make_tls(self):
+        """A test CA and one certificate for 127.0.0.1 that every node
+        presents on its SECURE listener."""
+        d = os.path.join(self.dir, "tls")
+        os.makedirs(d)
+        ca = bwtest.make_ca(d, "bwprovd-test-kafka-ca")
+        cert, key = bwtest.make_cert(d, ca, "broker", "DNS:localhost,IP:127.0.0.1")
+        self.ca_file = ca[1]
+        self._keystore = os.path.join(d, "broker-keystore.pem")
+        with open(self._keystore, "w") as out:
+            for path in (key, cert):
+                with open(path) as f:
+                    out.write(f.read())
 
     def start_node(self, node, wait=True):
         """Start (or restart, same data) node ``node`` (1-based)."""
@@ -247,10 +300,14 @@ class RealKafka:
     def start(self):
         self.lib = jars(self.version)
         self.dir = bwtest._mkdtemp("bwt-kafka-")
-        ports = free_ports(2 * self.brokers)
-        self.ports = {n: (ports[2 * (n - 1)], ports[2 * (n - 1) + 1])
-                      for n in range(1, self.brokers + 1)}
+        per = 3 if self.secure else 2  # plaintext, controller, SASL_SSL
+        ports = free_ports(per * self.brokers)
+        self.ports = {n: tuple(ports[per * (n - 1):per * n]) for n in range(1, self.brokers + 1)}
         self.bootstrap = ",".join("127.0.0.1:%d" % self.ports[n][0] for n in self.ports)
+        if self.secure:
+            self.secure_bootstrap = ",".join("127.0.0.1:%d" % self.ports[n][2]
+                                             for n in self.ports)
+            self._make_tls()
         cid = cluster_id()
         for n in self.ports:
             self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c",
@@ -285,6 +342,31 @@ class RealKafka:
         self.tool("org.apache.kafka.tools.ConfigCommand", "--alter", "--entity-type", "topics",
                   "--entity-name", name, "--add-config",
                   ",".join("%s=%s" % kv for kv in config.items()))
+
+    def add_scram_user(self, name, password):
+        """Create (or change) SCRAM credentials for ``name`` (kafka-configs)."""
+        self.tool("org.apache.kafka.tools.ConfigCommand", "--alter", "--entity-type", "users",
+                  "--entity-name", name, "--add-config",
+                  "%s=[iterations=4096,password=%s]" % (SCRAM, password))
+
+    def _acl(self, action, acl):
+        """``acl``: (principal, resource type "topic"/"group"/"cluster",
+        resource name, operation, pattern type "literal"/"prefixed")."""
+        principal, rtype, name, op, pattern = acl
+        args = [action, "--allow-principal", principal, "--operation", op,
+                "--resource-pattern-type", pattern]
+        args += ["--cluster"] if rtype == "cluster" else ["--" + rtype, name]
+        if action == "--remove":
+            args.append("--force")
+        self.tool("org.apache.kafka.tools.AclCommand", *args)
+
+    def acl_add(self, acl):
+        """Allow one operation (see _acl); kafka-acls --add."""
+        self._acl("--add", acl)
+
+    def acl_remove(self, acl):
+        """Take one allowed operation back; kafka-acls --remove."""
+        self._acl("--remove", acl)
 
     def offsets(self, topic, time_spec=-2):
         """``{partition: offset}``: the log start (-2, after compaction or
