@@ -138,7 +138,7 @@ struct app {
     atomic_bool kafka_down;
     /* The last time Kafka refused bwprovd (authentication or an ACL), and
      * what it refused: STATUS shows it while it is recent. Under lock. */
-    char kafka_refused[240];
+    char kafka_refused[400];
     int64_t kafka_refused_us, kafka_refused_logged_us;
 
     /* Watchdog: every thread's loop bumps its counter; WATCHDOG=1 goes out

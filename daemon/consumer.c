@@ -457,6 +457,15 @@ static void on_message(struct app *a, const rd_kafka_message_t *m)
     }
 }
 
+static const char *group_id(const struct app *a)
+{
+    for (size_t i = 0; i < a->cfg.n_kafka; i++)
+        if (a->cfg.kafka[i].scope != CFG_KAFKA_PRODUCER &&
+            strcmp(a->cfg.kafka[i].name, "group.id") == 0)
+            return a->cfg.kafka[i].value;
+    return "?";
+}
+
 static void on_consumer_error(struct app *a, const rd_kafka_message_t *m)
 {
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -469,7 +478,8 @@ static void on_consumer_error(struct app *a, const rd_kafka_message_t *m)
             snprintf(what, sizeof(what), "reading %s: %s", rd_kafka_topic_name(m->rkt),
                      rd_kafka_message_errstr(m));
         else
-            snprintf(what, sizeof(what), "consumer group: %s", rd_kafka_message_errstr(m));
+            snprintf(what, sizeof(what), "consumer group %s: %s", group_id(a),
+                     rd_kafka_message_errstr(m));
         kafka_refused(a, what);
     } else {
         log_warn("consumer: %s", rd_kafka_message_errstr(m));

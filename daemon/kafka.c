@@ -117,6 +117,26 @@ void kafka_fatal(struct app *a, rd_kafka_t *rk)
     atomic_store(&a->fatal, true);
 }
 
+/* librdkafka before 2.6.1 sends its SCRAM nonce twice in the client's
+ * final message; Kafka 4.0 and later check it as RFC 5802 says and answer
+ * "invalid credentials" (librdkafka #4895). Debian 12 has 2.0.2: say so
+ * beside a failed SCRAM authentication, the password is likely right. */
+static const char *scram_hint(const struct app *a, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (rd_kafka_version() >= 0x020601ff)
+        return buf;
+    for (size_t i = 0; i < a->cfg.n_kafka; i++) {
+        const struct cfg_kafka_prop *p = &a->cfg.kafka[i];
+        if (strncmp(p->name, "sasl.mechanism", 14) == 0 && strncmp(p->value, "SCRAM", 5) == 0)
+            snprintf(buf, cap,
+                     "; note: librdkafka before 2.6.1 (this is %s) cannot authenticate with "
+                     "SCRAM to Kafka 4.0 or later, whatever the password (librdkafka issue 4895)",
+                     rd_kafka_version_str());
+    }
+    return buf;
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     struct app *a = opaque;
@@ -126,8 +146,9 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         return;
     }
     if (kafka_access_error(err)) {
-        char what[300];
-        snprintf(what, sizeof(what), "%s: %s", rd_kafka_name(rk), reason);
+        char what[400], hint[200] = "";
+        snprintf(what, sizeof(what), "%s: %s%s", rd_kafka_name(rk), reason,
+                 err == RD_KAFKA_RESP_ERR__AUTHENTICATION ? scram_hint(a, hint, sizeof(hint)) : "");
         kafka_refused(a, what);
         return;
     }
@@ -368,6 +389,12 @@ int kafka_probe(struct app *a, char *why, size_t whylen)
     const struct rd_kafka_metadata *md = NULL;
 
     rd_kafka_resp_err_t e = rd_kafka_metadata(a->producer, 1, NULL, &md, 1000);
+    char refused[400];
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR &&
+        kafka_refusal(a, app_now_us(), refused, sizeof(refused))) {
+        snprintf(why, whylen, "Kafka refuses bwprovd: %s", refused);
+        return -1;
+    }
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(why, whylen, "Kafka unreachable: no metadata answer (%s)", rd_kafka_err2str(e));
         return -1;

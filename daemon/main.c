@@ -172,7 +172,7 @@ static void send_status(struct app *a, uint64_t *last_done, int64_t *last_us)
     if (allowed > 0 && (a->cfg.webex_rate_limit == 0 || allowed < a->cfg.webex_rate_limit) &&
         n > 0 && (size_t)n < sizeof(s)) /* slowed down after 429s */
         n += snprintf(s + n, sizeof(s) - (size_t)n, "; rate limited to %.0f/s", allowed);
-    char why[240];
+    char why[400];
     if (n > 0 && (size_t)n < sizeof(s) && kafka_refusal(a, now, why, sizeof(why)))
         n += snprintf(s + n, sizeof(s) - (size_t)n, "; Kafka refuses: %s", why);
     long unacked = journal_unacked(a->journal);
@@ -192,7 +192,7 @@ static void send_status(struct app *a, uint64_t *last_done, int64_t *last_us)
  * is known (Kafka refused something), else where to look. */
 static void fatal_status(struct app *a)
 {
-    char why[240], s[300];
+    char why[400], s[500];
     if (kafka_refusal(a, app_now_us(), why, sizeof(why)))
         snprintf(s, sizeof(s), "Stopped: Kafka refuses: %s", why);
     else
@@ -376,6 +376,9 @@ static int wait_kafka(struct app *a, int sfd, const struct opts *o)
 
     ntf_status("Waiting for Kafka to answer a metadata request");
     while (!atomic_load(&a->stopping)) {
+        /* the error callback (a refused authentication) runs in this poll;
+         * later the consumer thread serves the producer's callbacks */
+        rd_kafka_poll(a->producer, 0);
         if (kafka_probe(a, why, sizeof(why)) == 0)
             return 0;
         /* let systemd's start timeout follow startup.timeout_ms */

@@ -27,9 +27,11 @@ both. Where Maven Central cannot be reached, ``start()`` raises
 HarnessError saying so: the tests fail, they are never skipped silently.
 """
 import base64
+import hashlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -47,6 +49,8 @@ DEFAULT_VERSION = "4.4.0"
 #: JVM heap per broker: three brokers and the daemons share 2 cores and
 #: a few GiB with CI.
 HEAP_MB = 320
+#: What the brokers write into their node<N>.log (BWTEST_KAFKA_LOG_LEVEL).
+BROKER_LOG_LEVEL = os.environ.get("BWTEST_KAFKA_LOG_LEVEL", "WARN")
 #: The SASL mechanism of the secured listener.
 SCRAM = "SCRAM-SHA-512"
 
@@ -72,11 +76,23 @@ def jars(version):
         return _fetch(version, d)
 
 
+def _pom_digest():
+    with open(POM, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def _fetch(version, d):
+    """The jars of ``version`` in d/lib, fetched unless d/complete says
+    they were, for this very pom.xml."""
     lib = os.path.join(d, "lib")
     done = os.path.join(d, "complete")
-    if os.path.exists(done):
-        return lib
+    want = "%s %s\n" % (version, _pom_digest())
+    try:
+        with open(done) as f:
+            if f.read() == want:
+                return lib
+    except OSError:
+        pass
     mvn = shutil.which("mvn")
     java = shutil.which("java")
     if not mvn or not java:
@@ -97,8 +113,32 @@ def _fetch(version, d):
             "cannot fetch Apache Kafka %s from Maven Central (mvn exit %d); the real-broker "
             "tests (ctest -L kafka) need it:\n  %s" % (version, r.returncode, "\n  ".join(tail)))
     with open(done, "w") as f:
-        f.write("%s\n" % version)
+        f.write(want)
     return lib
+
+
+def librdkafka_version():
+    """The system librdkafka's version as a tuple (kcat -V says which it
+    runs on; bwprovd links the same library)."""
+    r = subprocess.run([bwtest._kcat(), "-V"], stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=10)
+    m = re.search(r"librdkafka (\d+)\.(\d+)\.(\d+)", r.stdout + r.stderr)
+    if not m:
+        raise bwtest.HarnessError("kcat -V names no librdkafka version: %r" % r.stdout)
+    return tuple(int(x) for x in m.groups())
+
+
+#: The newest broker version a SCRAM login works with: librdkafka before
+#: 2.6.1 sends its nonce twice in the SCRAM exchange, which Kafka 4.0 and
+#: later refuse ("invalid credentials"; librdkafka issue 4895).
+SCRAM_OLD_CLIENT_BROKER = "3.9.1"
+
+
+def scram_broker_version():
+    """The broker version for a SCRAM test with the system's librdkafka."""
+    if librdkafka_version() < (2, 6, 1):
+        return SCRAM_OLD_CLIENT_BROKER
+    return os.environ.get("BWTEST_KAFKA_VERSION") or DEFAULT_VERSION
 
 
 def free_ports(n):
@@ -242,7 +282,10 @@ class RealKafka:
         log = open(os.path.join(self.dir, "node%d.log" % node), "ab")
         heap = "-Xmx%dm" % self.heap_mb
         argv = ["java", "-Xms%dm" % self.heap_mb, heap, "-XX:+UseSerialGC",
-                "-Djava.awt.headless=true", "-cp", os.path.join(self.lib, "*"), "kafka.Kafka",
+                "-Djava.awt.headless=true",
+                # Log4j 2 without a configuration file: the console (the
+                # node's log file) at this level
+                "-Dorg.apache.logging.log4j.level=%s" % BROKER_LOG_LEVEL, "-cp", os.path.join(self.lib, "*"), "kafka.Kafka",
                 os.path.join(self.dir, "node%d.properties" % node)]
         self.procs[node] = bwtest._spawn(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
@@ -322,6 +365,13 @@ class RealKafka:
             self.create_topic(name, parts, cfg, record=False)
         return self
 
+    def _tool_class(self, name):
+        """The main class of a tool: kafka-configs and kafka-acls moved from
+        the broker's kafka.admin to org.apache.kafka.tools in 4.0."""
+        if name in ("ConfigCommand", "AclCommand") and int(self.version.split(".")[0]) < 4:
+            return "kafka.admin." + name
+        return "org.apache.kafka.tools." + name
+
     def tool(self, main, *args, timeout=120):
         """Run one of Kafka's tools (e.g. org.apache.kafka.tools.TopicCommand)
         against the cluster; returns its output."""
@@ -339,13 +389,13 @@ class RealKafka:
 
     def alter_topic(self, name, config):
         """kafka-configs --alter for a topic."""
-        self.tool("org.apache.kafka.tools.ConfigCommand", "--alter", "--entity-type", "topics",
+        self.tool(self._tool_class("ConfigCommand"), "--alter", "--entity-type", "topics",
                   "--entity-name", name, "--add-config",
                   ",".join("%s=%s" % kv for kv in config.items()))
 
     def add_scram_user(self, name, password):
         """Create (or change) SCRAM credentials for ``name`` (kafka-configs)."""
-        self.tool("org.apache.kafka.tools.ConfigCommand", "--alter", "--entity-type", "users",
+        self.tool(self._tool_class("ConfigCommand"), "--alter", "--entity-type", "users",
                   "--entity-name", name, "--add-config",
                   "%s=[iterations=4096,password=%s]" % (SCRAM, password))
 
@@ -358,7 +408,7 @@ class RealKafka:
         args += ["--cluster"] if rtype == "cluster" else ["--" + rtype, name]
         if action == "--remove":
             args.append("--force")
-        self.tool("org.apache.kafka.tools.AclCommand", *args)
+        self.tool(self._tool_class("AclCommand"), *args)
 
     def acl_add(self, acl):
         """Allow one operation (see _acl); kafka-acls --add."""
