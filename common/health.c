@@ -54,6 +54,8 @@ void hl_utc(int64_t epoch_ms, char *buf, size_t cap)
 
 static size_t group_reason(const struct hl_view *v, char *buf, size_t len, size_t cap)
 {
+    if (v->stopping)
+        return len;
     if (!v->assignment)
         return append(buf, len, cap, "; waiting for a partition assignment from group %s",
                       v->group);

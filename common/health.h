@@ -23,6 +23,7 @@ struct hl_view {
     const char *group; /* kafka.group.id */
     const char *topic; /* topic.events */
     bool assignment;   /* the group assigned this instance its partitions (maybe none) */
+    bool stopping;     /* leaving the group: its state is no news */
     int partitions;    /* partitions assigned */
     int64_t load_done, load_total; /* state topic records read, of those to read */
     int64_t oldest_age_ms;         /* since the oldest unfinished event was consumed */

@@ -63,6 +63,7 @@ void health_read(struct app *a, struct health *h)
     h->v.group = group_id(a);
     h->v.topic = a->cfg.topic_events;
     h->v.assignment = atomic_load(&a->assignment);
+    h->v.stopping = atomic_load(&a->stopping);
     partitions(a, app_now_us(), &h->v);
     h->v.load_done = atomic_load(&a->load_done);
     h->v.load_total = atomic_load(&a->load_total);

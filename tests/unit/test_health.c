@@ -52,6 +52,9 @@ static void test_group(void)
     reasons(&v, s, sizeof(s));
     CHECK_EQ_STR(s, "; no partitions assigned: group bwprovd gave every partition of "
                     "broadworks.provisioning.events to other members");
+    v.stopping = true; /* the stop revokes everything: not news */
+    reasons(&v, s, sizeof(s));
+    CHECK_EQ_STR(s, "");
 }
 
 static void test_load(void)
