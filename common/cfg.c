@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -18,7 +19,7 @@
 #include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
 
-enum ktype { K_STR, K_FILE, K_URL, K_INT, K_DOUBLE, K_LEVEL };
+enum ktype { K_STR, K_FILE, K_URL, K_ADDR, K_INT, K_DOUBLE, K_LEVEL };
 
 struct key {
     const char *name;
@@ -56,6 +57,7 @@ static const struct key keys[] = {
     {"shutdown.grace_ms", K_INT, F(shutdown_grace_ms), "10000", 0, 3600000, false},
     {"startup.timeout_ms", K_INT, F(startup_timeout_ms), "60000", 100, 3600000, false},
     {"log.level", K_LEVEL, F(log_level), "info", 0, 0, true},
+    {"metrics.listen", K_ADDR, F(metrics_listen), NULL, 0, 0, false},
 };
 #undef F
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -136,6 +138,47 @@ static int parse_long(const char *value, long *out)
     return 0;
 }
 
+/* "ADDR:PORT": a literal IPv4 address or a bracketed IPv6 one (no name
+ * lookup: the address must not depend on DNS at start), port 1-65535. */
+int cfg_parse_listen(const char *value, struct sockaddr_storage *ss, socklen_t *len, char *why,
+                     size_t whylen)
+{
+    char host[INET6_ADDRSTRLEN + 2];
+    const char *colon = strrchr(value, ':');
+    size_t hl = colon ? (size_t)(colon - value) : 0;
+    long port;
+
+    memset(ss, 0, sizeof(*ss));
+    if (!colon || hl == 0 || hl >= sizeof(host) || parse_long(colon + 1, &port) != 0 ||
+        colon[1] == '+' || colon[1] == '-' || port < 1 || port > 65535) {
+        snprintf(why, whylen, "'%s' is not ADDR:PORT (e.g. 127.0.0.1:9740 or [::1]:9740)", value);
+        return -1;
+    }
+    memcpy(host, value, hl);
+    host[hl] = '\0';
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    if (host[0] == '[' && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        if (inet_pton(AF_INET6, host + 1, &v6->sin6_addr) == 1) {
+            v6->sin6_family = AF_INET6;
+            v6->sin6_port = htons((uint16_t)port);
+            *len = sizeof(*v6);
+            return 0;
+        }
+    } else if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*v4);
+        return 0;
+    }
+    snprintf(why, whylen,
+             "'%s': the address must be a literal IPv4 address or an IPv6 address in brackets "
+             "(e.g. 127.0.0.1:9740 or [::1]:9740)",
+             value);
+    return -1;
+}
+
 static int set_typed_value(struct cfg *c, const struct key *k, const char *value, const char *where,
                            char *err, size_t errlen);
 
@@ -155,6 +198,20 @@ static int set_typed(struct cfg *c, const struct key *k, const char *value, cons
     return 0;
 }
 
+/* The checks of the string types that have a syntax (URL, address). */
+static int check_string(enum ktype type, const char *value, char *why, size_t whylen)
+{
+    if (type == K_ADDR) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        return cfg_parse_listen(value, &ss, &len, why, whylen);
+    }
+    const char *bad = check_url(value);
+    if (bad)
+        snprintf(why, whylen, "%s", bad);
+    return bad ? -1 : 0;
+}
+
 static int set_typed_value(struct cfg *c, const struct key *k, const char *value, const char *where,
                            char *err, size_t errlen)
 {
@@ -164,9 +221,10 @@ static int set_typed_value(struct cfg *c, const struct key *k, const char *value
     char *end;
 
     switch (k->type) {
-    case K_URL: {
-        const char *why = check_url(value);
-        if (why)
+    case K_URL:
+    case K_ADDR: {
+        char why[256];
+        if (*value && check_string(k->type, value, why, sizeof(why)) != 0)
             return fail(err, errlen, where, k->name, "%s", why);
     }
     /* fall through */
@@ -299,7 +357,8 @@ void cfg_init(struct cfg *c)
 void cfg_free(struct cfg *c)
 {
     for (size_t i = 0; i < N_KEYS; i++)
-        if (keys[i].type == K_STR || keys[i].type == K_FILE || keys[i].type == K_URL)
+        if (keys[i].type == K_STR || keys[i].type == K_FILE || keys[i].type == K_URL ||
+            keys[i].type == K_ADDR)
             free(*str_field(c, &keys[i]));
     for (size_t i = 0; i < c->n_kafka; i++) {
         free(c->kafka[i].name);
@@ -522,7 +581,8 @@ static void dump_key(const struct cfg *c, const struct key *k, FILE *out)
     switch (k->type) {
     case K_STR:
     case K_FILE:
-    case K_URL: {
+    case K_URL:
+    case K_ADDR: {
         const char *v = *cstr_field(c, k);
         if (v)
             fprintf(out, "%s = %s\n", k->name, v);
@@ -568,7 +628,8 @@ static bool key_differs(const struct cfg *a, const struct cfg *b, const struct k
     switch (k->type) {
     case K_STR:
     case K_FILE:
-    case K_URL: {
+    case K_URL:
+    case K_ADDR: {
         const char *x = *cstr_field(a, k), *y = *cstr_field(b, k);
         return (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
     }
@@ -620,7 +681,8 @@ int cfg_copy_reloadable(struct cfg *dst, const struct cfg *src)
         switch (k->type) {
         case K_STR:
         case K_FILE:
-        case K_URL: {
+        case K_URL:
+        case K_ADDR: {
             const char *v = *cstr_field(src, k);
             char *copy = v ? strdup(v) : NULL;
             if (v && !copy)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #define CFG_DEFAULT_PATH "/etc/bwprovd/bwprovd.conf"
 /* The journal's home when neither state.journal_dir nor $STATE_DIRECTORY
@@ -52,6 +53,7 @@ struct cfg {
     long shutdown_grace_ms;
     long startup_timeout_ms;
     int log_level;
+    char *metrics_listen; /* ADDR:PORT of /metrics; NULL: no metrics listener */
 
     struct cfg_kafka_prop *kafka;
     size_t n_kafka;
@@ -88,6 +90,12 @@ int cfg_copy_reloadable(struct cfg *dst, const struct cfg *src);
 /* Reports (to log) keys whose value differs between old and new but need a
  * restart; returns how many. */
 int cfg_restart_needed(const struct cfg *old_cfg, const struct cfg *new_cfg);
+
+/* Parses a metrics.listen value, "ADDR:PORT" with a literal IPv4 address or
+ * a bracketed IPv6 one and a port 1-65535, into ss/len. Returns 0, or -1
+ * with the reason in why. */
+int cfg_parse_listen(const char *value, struct sockaddr_storage *ss, socklen_t *len, char *why,
+                     size_t whylen);
 
 /* Whether a kafka property holds a secret (password, secret, key material). */
 bool cfg_kafka_secret(const char *name);

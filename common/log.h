@@ -25,6 +25,7 @@ enum log_level {
 #define LOG_MID_KAFKA_LOST "5b7e2a8cf1d14a4b9e0c1f6a3d2b7c03"
 #define LOG_MID_KAFKA_BACK "5b7e2a8cf1d14a4b9e0c1f6a3d2b7c04"
 #define LOG_MID_AUTH_FAILED "5b7e2a8cf1d14a4b9e0c1f6a3d2b7c05"
+#define LOG_MID_REFRESH_EXPIRING "5b7e2a8cf1d14a4b9e0c1f6a3d2b7c06"
 
 /* Decides journald vs stderr once, from $JOURNAL_STREAM. */
 void log_init(void);

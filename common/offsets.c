@@ -8,6 +8,7 @@
 
 struct slot {
     int64_t offset;
+    int64_t stamp; /* the caller's (off_add_at): when it was consumed */
     bool done;
 };
 
@@ -61,12 +62,17 @@ static int grow(struct off_tracker *t)
 
 int off_add(struct off_tracker *t, int64_t offset)
 {
+    return off_add_at(t, offset, 0);
+}
+
+int off_add_at(struct off_tracker *t, int64_t offset, int64_t stamp)
+{
     int64_t last = t->len ? at(t, t->len - 1)->offset : t->next_commit - 1;
     if ((t->len || t->next_commit >= 0) && offset <= last)
         return -1;
     if (t->len == t->cap && grow(t) != 0)
         return -2;
-    *at(t, t->len) = (struct slot){offset, false};
+    *at(t, t->len) = (struct slot){offset, stamp, false};
     t->len++;
     t->pending++;
     return 0;
@@ -97,6 +103,14 @@ int off_done(struct off_tracker *t, int64_t offset)
 int64_t off_commit_point(const struct off_tracker *t)
 {
     return t->len ? at(t, 0)->offset : t->next_commit;
+}
+
+int64_t off_oldest(const struct off_tracker *t, int64_t *offset)
+{
+    if (!t->len) /* finished entries at the front are popped: the front is unfinished */
+        return 0;
+    *offset = at(t, 0)->offset;
+    return at(t, 0)->stamp;
 }
 
 size_t off_pending(const struct off_tracker *t)

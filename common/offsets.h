@@ -19,6 +19,14 @@ void off_free(struct off_tracker *t);
  * never store a commit point for the partition again. */
 int off_add(struct off_tracker *t, int64_t offset);
 
+/* off_add() with a stamp of the caller's (e.g. when the offset was
+ * consumed; not 0), which off_oldest() gives back while it is unfinished. */
+int off_add_at(struct off_tracker *t, int64_t offset, int64_t stamp);
+
+/* The stamp of the lowest unfinished offset (*offset set to it), or 0 when
+ * none is unfinished (*offset untouched). */
+int64_t off_oldest(const struct off_tracker *t, int64_t *offset);
+
 /* Marks a tracked offset finished. Returns 0, or -1 if it is not tracked. */
 int off_done(struct off_tracker *t, int64_t offset);
 

@@ -12,6 +12,7 @@
 
 #include "cfg.h"
 #include "event.h"
+#include "health.h"
 #include "keysched.h"
 #include "request.h"
 #include "state.h"
@@ -152,6 +153,22 @@ struct app {
     atomic_bool fatal;       /* unrecoverable error: exit 1 */
     atomic_int fatal_status; /* when set, the exit status of the fatal error */
     atomic_bool consumer_done;
+
+    /* What /metrics and STATUS= show beyond the counters above (metrics.c,
+     * health.c). Written where it happens, read by the main thread and the
+     * metrics thread. */
+    struct mx *mx;           /* counters; NULL while metrics.listen is unset */
+    struct metrics *metrics; /* the /metrics listener */
+    atomic_bool kafka_seen;  /* Kafka answered at start-up */
+    atomic_bool assignment;  /* the group assigned this member (perhaps no partition) */
+    atomic_llong part_lag[APP_MAX_PARTITIONS];        /* messages; -1: not known */
+    atomic_llong part_oldest_us[APP_MAX_PARTITIONS];  /* lowest unfinished event consumed */
+    atomic_llong part_oldest_off[APP_MAX_PARTITIONS]; /* and its offset */
+    atomic_llong load_done, load_total; /* state topic records read, of those to read */
+    atomic_bool webex_down;             /* the last request got no HTTP answer */
+    atomic_llong auth_failed_ms; /* Webex refuses the token since (epoch ms); 0: it does not */
+    char auth_why[160];          /* why, under lock */
+    int64_t refresh_warned_ms;   /* main thread: the last refresh token warning */
 };
 
 /* Monotonic and wall clocks. */
@@ -290,5 +307,48 @@ int token_renew(struct token *t, uint64_t gen);
 int token_state(struct token *t, uint64_t gen);
 /* SIGHUP: re-read now. */
 int token_reload(struct token *t, const struct cfg *c);
+/* What the refresh flow knows about the tokens' lifetimes (wall clock, epoch
+ * ms; 0: not known, as always with a token file), and since when the
+ * refresh fails (0: it does not) and why. Any thread. */
+struct token_info {
+    int64_t access_expires_ms;
+    int64_t refresh_expires_ms;
+    int64_t failing_since_ms;
+    char why[160];
+};
+void token_info(struct token *t, struct token_info *out);
+
+/* --- metrics.c: the /metrics listener --- */
+/* With metrics.listen set: counts from now on (a->mx), binds the address
+ * and serves GET /metrics from libmicrohttpd's thread. An address that
+ * cannot be bound returns EXIT_CONFIG with the reason in err; out of
+ * memory EXIT_FATAL; 0 also when metrics.listen is unset. Main thread,
+ * after app_init (a scrape reads the state table, limiter and token). */
+int metrics_start(struct app *a, char *err, size_t errlen);
+/* Stops serving (waits for a scrape under way): before anything a scrape
+ * reads is freed. Main thread. */
+void metrics_stop(struct app *a);
+/* Frees the counters: after every thread that counts has stopped. */
+void metrics_free(struct app *a);
+
+/* --- health.c: what STATUS= says, and the state it keeps --- */
+/* What STATUS= and /metrics both show, read once. */
+struct health {
+    struct hl_view v;
+    char auth_why[200];
+    struct token_info token;
+};
+/* Fills h; hl_lag() and hl_reasons() then say it. Main and metrics
+ * threads. */
+void health_read(struct app *a, struct health *h);
+/* Every STATUS period: warns in the journal, once a day, of a refresh
+ * token that expires within 14 days. Main thread. */
+void health_tick(struct app *a);
+/* Webex refused the token (a 401 after a renewal, or no token to send):
+ * STATUS says since when until health_auth_ok. HTTP workers. */
+void health_auth_failed(struct app *a, const char *why);
+/* A request got an answer other than 401: the token works. Cheap (one
+ * relaxed load) unless authentication was failing. HTTP workers. */
+void health_auth_ok(struct app *a);
 
 #endif

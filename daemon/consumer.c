@@ -156,6 +156,8 @@ static void assign(struct app *a, rd_kafka_topic_partition_list_t *parts, bool c
         struct cpart *cp = &a->cons->parts[p];
         if (!cp->t)
             a->cons->owned[a->cons->n_owned++] = p;
+        atomic_store(&a->part_lag[p], -1); /* not known until update_lag */
+        atomic_store(&a->part_oldest_us[p], 0);
         atomic_store(&a->part_owned[p], true);
         off_free(cp->t);
         cp->t = off_new();
@@ -337,13 +339,19 @@ void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     struct app *a = opaque;
     bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+    /* STATUS= tells "waiting for an assignment" from "assigned nothing":
+     * an eager revoke takes everything until the next assignment. */
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         assign(a, parts, coop);
-    else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+        atomic_store(&a->assignment, true);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         revoke(a, parts, coop);
-    else {
+        if (!coop)
+            atomic_store(&a->assignment, false);
+    } else {
         log_err("rebalance error: %s", rd_kafka_err2str(err));
         rd_kafka_assign(rk, NULL);
+        atomic_store(&a->assignment, false);
     }
 }
 
@@ -424,7 +432,7 @@ static void on_message(struct app *a, const rd_kafka_message_t *m)
         log_warn("message from unassigned partition %" PRId32 " ignored", p);
         return;
     }
-    int added = off_add(cp->t, m->offset);
+    int added = off_add_at(cp->t, m->offset, app_now_us());
     if (added == -2) { /* untracked, a later commit point could pass it: stop */
         log_err("out of memory tracking partition %" PRId32 " offset %" PRId64 "; stopping", p,
                 m->offset);
@@ -590,6 +598,31 @@ static void catch_up(struct app *a)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* A partition's lag from its position and the high watermark librdkafka
+ * last saw (published; -1 while the watermark is not known). */
+static long long partition_lag(struct app *a, const rd_kafka_topic_partition_t *tp)
+{
+    int64_t lo, hi;
+    if (rd_kafka_get_watermark_offsets(a->consumer, tp->topic, tp->partition, &lo, &hi) != 0) {
+        atomic_store(&a->part_lag[tp->partition], -1);
+        return 0;
+    }
+    int64_t pos = tp->offset >= 0 ? tp->offset : lo;
+    long long lag = hi > pos ? hi - pos : 0;
+    atomic_store(&a->part_lag[tp->partition], lag);
+    return lag;
+}
+
+static void publish_oldest(struct app *a, int32_t p)
+{
+    const struct off_tracker *t = a->cons->parts[p].t;
+    int64_t off = 0, at = t ? off_oldest(t, &off) : 0;
+    atomic_store(&a->part_oldest_off[p], off);
+    atomic_store(&a->part_oldest_us[p], at);
+}
+
+/* Once a second: each assigned partition's lag and oldest unfinished
+ * event, for STATUS= and /metrics, and the total lag. */
 static void update_lag(struct app *a)
 {
     int64_t now = app_now_us();
@@ -599,16 +632,11 @@ static void update_lag(struct app *a)
     rd_kafka_topic_partition_list_t *l = assigned_list(a, false);
     long long lag = 0;
     if (l->cnt && rd_kafka_position(a->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        for (int i = 0; i < l->cnt; i++) {
-            int64_t lo, hi;
-            if (rd_kafka_get_watermark_offsets(a->consumer, l->elems[i].topic,
-                                               l->elems[i].partition, &lo, &hi) != 0)
-                continue;
-            int64_t pos = l->elems[i].offset >= 0 ? l->elems[i].offset : lo;
-            if (hi > pos)
-                lag += hi - pos;
-        }
+        for (int i = 0; i < l->cnt; i++)
+            lag += partition_lag(a, &l->elems[i]);
     }
+    for (int i = 0; i < l->cnt; i++)
+        publish_oldest(a, l->elems[i].partition);
     rd_kafka_topic_partition_list_destroy(l);
     atomic_store(&a->lag, lag);
 }

@@ -9,6 +9,7 @@
 #include "journal.h"
 #include "ratelimit.h"
 #include "log.h"
+#include "metrics.h"
 #include "secmem.h"
 #include "wsid.h"
 #include "resp.h"
@@ -147,6 +148,7 @@ static void log_auth_failed(const char *why)
 static void fail_auth(struct engine *e, struct job *j, const char *why)
 {
     log_auth_failed(why);
+    health_auth_failed(e->a, why);
     struct outcome o = {.outcome = RES_FAILED,
                         .http_status = 401,
                         .error_kind = KIND_AUTH,
@@ -663,6 +665,7 @@ static void retry_later(struct engine *e, struct job *j, const struct xfer *x, b
         if (!may_wait(e, j, ms, status))
             return;
         j->waits++;
+        mx_wait(a->mx, status, ms);
         if (status == 429) { /* the whole client waits, and slows down */
             close_gate(e, now + ms * 1000);
             rl_penalize(a->rl, now);
@@ -674,6 +677,24 @@ static void retry_later(struct engine *e, struct job *j, const struct xfer *x, b
         }
     }
     wait_until(e, j, now + ms * 1000);
+}
+
+/* What a request's end tells /metrics and STATUS=: its status and
+ * duration (curl's own clock: no extra clock read), whether Webex answered
+ * at all, and whether it took the token. */
+static void observe(struct engine *e, struct xfer *x, long status)
+{
+    struct app *a = e->a;
+    bool down = status == 0;
+    if (a->mx) {
+        curl_off_t us = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &us);
+        mx_request(a->mx, mx_method_of(x->req.method), status, (int64_t)us);
+    }
+    if (atomic_load_explicit(&a->webex_down, memory_order_relaxed) != down)
+        atomic_store(&a->webex_down, down);
+    if (status && status != 401)
+        health_auth_ok(a);
 }
 
 static void complete(struct engine *e, struct xfer *x, CURLcode rc)
@@ -700,6 +721,7 @@ static void complete(struct engine *e, struct xfer *x, CURLcode rc)
     }
     if (rc == CURLE_OK)
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    observe(e, x, status);
     resp_parse(x->body, x->len, &r);
     struct cls_input in = {
         .type = j->ev.type,
@@ -715,8 +737,10 @@ static void complete(struct engine *e, struct xfer *x, CURLcode rc)
         succeed(e, j, status, v.note, &r, ws);
         break;
     case CLS_FAILED: {
-        if (v.kind == KIND_AUTH)
+        if (v.kind == KIND_AUTH) {
             log_auth_failed("Webex rejected the renewed access token (401)");
+            health_auth_failed(e->a, "Webex refused the renewed access token (401)");
+        }
         error_message(x, &r, status, msg, sizeof(msg));
         /* 409 and no id known: the id may still be on its way (another
          * instance's journal, a record not yet read); wait for it. */

@@ -18,14 +18,17 @@
 #include <string.h>
 
 #define LOADER_POLL_MS 100
+#define PROGRESS_EVERY_US 100000 /* how often STATUS=/metrics learn how far it read */
 
 struct loader {
     rd_kafka_t *rk;
     pthread_t thread;
     atomic_bool stop;
     int nparts;
-    atomic_llong *pos; /* next offset to read, per partition */
-    int64_t *target;   /* catch-up barrier: end offsets, per partition */
+    atomic_llong *pos;    /* next offset to read, per partition */
+    atomic_llong *target; /* catch-up barrier: end offsets, per partition */
+    atomic_llong *base;   /* start offsets when the barrier was set, per partition */
+    int64_t progress_us;  /* loader thread: when progress was last published */
     bool started;
 };
 
@@ -156,6 +159,28 @@ static void loader_error(struct app *a, const rd_kafka_message_t *m)
     kafka_refused(a, what);
 }
 
+/* How far the loader has read towards its target, for STATUS= and
+ * /metrics (a->load_done of a->load_total records), at most every
+ * PROGRESS_EVERY_US. Loader thread. */
+static void publish_progress(struct app *a, struct loader *l)
+{
+    int64_t now = app_now_us();
+    if (now - l->progress_us < PROGRESS_EVERY_US)
+        return;
+    l->progress_us = now;
+    int64_t done = 0, total = 0;
+    for (int p = 0; p < l->nparts; p++) {
+        int64_t base = atomic_load(&l->base[p]), target = atomic_load(&l->target[p]);
+        int64_t pos = atomic_load(&l->pos[p]);
+        if (target <= base)
+            continue;
+        total += target - base;
+        done += pos <= base ? 0 : pos >= target ? target - base : pos - base;
+    }
+    atomic_store(&a->load_total, total);
+    atomic_store(&a->load_done, done);
+}
+
 static void *loader_main(void *arg)
 {
     struct app *a = arg;
@@ -164,6 +189,7 @@ static void *loader_main(void *arg)
 
     while (!atomic_load(&l->stop)) {
         atomic_fetch_add(&a->beat_loader, 1);
+        publish_progress(a, l);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(l->rk, LOADER_POLL_MS);
         if (!m)
             continue;
@@ -222,8 +248,12 @@ int loader_start(struct app *a, rd_kafka_t *rk)
     }
     l->pos = calloc((size_t)l->nparts, sizeof(*l->pos));
     l->target = calloc((size_t)l->nparts, sizeof(*l->target));
-    if (!l->pos || !l->target || assign_all(a, l) != 0)
+    l->base = calloc((size_t)l->nparts, sizeof(*l->base));
+    if (!l->pos || !l->target || !l->base || assign_all(a, l) != 0)
         return -1;
+    /* A first target, so that STATUS= shows how far the load at start has
+     * come before any assignment asks for one (best effort). */
+    (void)loader_set_barrier(a);
     if (pthread_create(&l->thread, NULL, loader_main, a) != 0)
         return -1;
     l->started = true;
@@ -246,6 +276,7 @@ void loader_stop(struct app *a)
     }
     free(l->pos);
     free(l->target);
+    free(l->base);
     free(l);
     a->loader = NULL;
 }
@@ -263,7 +294,8 @@ int loader_set_barrier(struct app *a)
             log_warn("state topic end offsets: %s (retrying)", rd_kafka_err2str(e));
             return -1;
         }
-        l->target[p] = hi;
+        atomic_store(&l->base[p], lo);
+        atomic_store(&l->target[p], hi);
     }
     return 0;
 }
@@ -272,7 +304,7 @@ bool loader_caught_up(struct app *a)
 {
     struct loader *l = a->loader;
     for (int p = 0; p < l->nparts; p++)
-        if (atomic_load(&l->pos[p]) < l->target[p])
+        if (atomic_load(&l->pos[p]) < atomic_load(&l->target[p]))
             return false;
     return true;
 }

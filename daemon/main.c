@@ -157,11 +157,15 @@ static void send_status(struct app *a, uint64_t *last_done, int64_t *last_us)
     *last_done = done;
     *last_us = now;
 
+    struct health h;
+    char lag[24];
+    health_read(a, &h);
+    hl_lag(&h.v, atomic_load(&a->lag), lag, sizeof(lag));
     int n = snprintf(s, sizeof(s),
-                     "%lu ok, %lu failed, %lu rejected, %lu in flight, lag %lld, "
+                     "%lu ok, %lu failed, %lu rejected, %lu in flight, lag %s, "
                      "%.0f ev/s",
                      atomic_load(&a->n_ok), atomic_load(&a->n_failed), atomic_load(&a->n_rejected),
-                     atomic_load(&a->n_inflight), atomic_load(&a->lag), rate);
+                     atomic_load(&a->n_inflight), lag, rate);
     int64_t gate = atomic_load(&a->not_before_us);
     if (atomic_load(&a->kafka_down) && n > 0 && (size_t)n < sizeof(s))
         n += snprintf(s + n, sizeof(s) - (size_t)n, "; Kafka unreachable");
@@ -184,7 +188,8 @@ static void send_status(struct app *a, uint64_t *last_done, int64_t *last_us)
                       "; holding state-changing requests: %ld state records not acknowledged "
                       "by Kafka",
                       unacked);
-    (void)n;
+    if (n > 0 && (size_t)n < sizeof(s))
+        hl_reasons(&h.v, s, (size_t)n, sizeof(s));
     ntf_status(s);
 }
 
@@ -359,6 +364,7 @@ static void run(struct app *a, int sfd, const struct opts *o)
         }
         if (now >= next_status) {
             check_kafka_back(a);
+            health_tick(a);
             send_status(a, &last_done, &last_us);
             next_status = now + STATUS_EVERY_US;
         }
@@ -379,8 +385,10 @@ static int wait_kafka(struct app *a, int sfd, const struct opts *o)
         /* the error callback (a refused authentication) runs in this poll;
          * later the consumer thread serves the producer's callbacks */
         rd_kafka_poll(a->producer, 0);
-        if (kafka_probe(a, why, sizeof(why)) == 0)
+        if (kafka_probe(a, why, sizeof(why)) == 0) {
+            atomic_store(&a->kafka_seen, true);
             return 0;
+        }
         /* let systemd's start timeout follow startup.timeout_ms */
         ntf_extend_timeout((uint64_t)(deadline - app_now_us()) + 10000000);
         if (strcmp(why, last) != 0) {
@@ -509,6 +517,7 @@ static void shutdown_all(struct app *a)
 
 static void app_free(struct app *a)
 {
+    metrics_free(a); /* the HTTP workers counted until shutdown_all */
     ks_free(a->ks);
     st_free(a->state);
     token_free(a->token);
@@ -600,6 +609,8 @@ static int daemon_main(const struct opts *o)
         return 1;
     }
     rc = app_init(a, err, sizeof(err));
+    if (rc == 0)
+        rc = metrics_start(a, err, sizeof(err));
     if (rc == 0 && kafka_create(a, &loader_rk, err, sizeof(err)) != 0)
         rc = EXIT_CONFIG;
     if (rc != 0) {
@@ -622,6 +633,7 @@ static int daemon_main(const struct opts *o)
     }
     atomic_store(&a->stopping, true);
 out:
+    metrics_stop(a); /* before what a scrape reads goes */
     shutdown_all(a);
     app_free(a);
     close(sfd);

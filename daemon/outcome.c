@@ -10,6 +10,7 @@
 #include "classify.h"
 #include "journal.h"
 #include "log.h"
+#include "metrics.h"
 #include "resp.h"
 #include "result.h"
 
@@ -236,13 +237,14 @@ static void log_it(struct app *a, const struct job *j, const struct outcome *o)
     log_outcome(&l);
 }
 
-static void count(struct app *a, int outcome)
+static void count(struct app *a, const struct job *j, const struct outcome *o)
 {
-    atomic_ulong *c = outcome == RES_SUCCEEDED ? &a->n_ok
-                      : outcome == RES_FAILED  ? &a->n_failed
-                                               : &a->n_rejected;
+    atomic_ulong *c = o->outcome == RES_SUCCEEDED ? &a->n_ok
+                      : o->outcome == RES_FAILED  ? &a->n_failed
+                                                  : &a->n_rejected;
     atomic_fetch_add(c, 1);
     atomic_fetch_add(&a->n_done_total, 1);
+    mx_event(a->mx, j->ev.type, o->outcome, o->error_kind);
 }
 
 static void send_one(struct app *a, struct job *j, struct rec *r)
@@ -353,7 +355,7 @@ void outcome_emit(struct app *a, struct job *j, const struct outcome *o)
         late(a, j, o);
         return;
     }
-    count(a, o->outcome);
+    count(a, j, o);
     recs[n++] = result_rec(a, j, o);
     if (o->outcome != RES_SUCCEEDED)
         recs[n++] = dlq_rec(a, j, o);

@@ -58,6 +58,11 @@ struct token {
     bool stop;
     bool thread_started;
     pthread_t thread;
+
+    /* What STATUS= and /metrics say (token_info): wall clock, epoch ms. */
+    int64_t access_expires_ms, refresh_expires_ms; /* 0: not known */
+    int64_t failing_since_ms;                      /* 0: the refresh works */
+    char why[160];                                 /* why it fails (no secret in it) */
 };
 
 static int64_t now_us(void)
@@ -200,6 +205,7 @@ struct grant {
     char *access;
     char *refresh;
     int64_t expires_in;
+    int64_t refresh_expires_in; /* 0: not in the answer */
 };
 
 /* g's strings are secmem copies. json-c's parse tree (and the tokenizer's
@@ -217,6 +223,8 @@ static int parse_grant(const struct buf *b, struct grant *g, char *err, size_t e
         g->refresh = secmem_strdup(json_object_get_string(v));
     if (o && json_object_object_get_ex(o, "expires_in", &v))
         g->expires_in = json_object_get_int64(v);
+    if (o && json_object_object_get_ex(o, "refresh_token_expires_in", &v))
+        g->refresh_expires_in = json_object_get_int64(v);
     json_object_put(o);
     if (!g->access || g->expires_in <= 0) {
         snprintf(err, errlen, "answer without access_token/expires_in");
@@ -225,6 +233,23 @@ static int parse_grant(const struct buf *b, struct grant *g, char *err, size_t e
         return -1;
     }
     return 0;
+}
+
+/* With the lock held: a refresh worked; the lifetimes it gave. */
+static void note_lifetimes(struct token *t, const struct grant *g)
+{
+    int64_t now = app_epoch_ms();
+    t->access_expires_ms = now + g->expires_in * 1000;
+    t->refresh_expires_ms = g->refresh_expires_in > 0 ? now + g->refresh_expires_in * 1000 : 0;
+    t->failing_since_ms = 0;
+}
+
+/* With the lock held: a refresh failed (STATUS= says since when). */
+static void note_failing(struct token *t, const char *why)
+{
+    if (!t->failing_since_ms)
+        t->failing_since_ms = app_epoch_ms();
+    snprintf(t->why, sizeof(t->why), "%s", why);
 }
 
 /* One refresh; called without the lock. On success installs the token. */
@@ -255,6 +280,8 @@ static int refresh_once(struct token *t, char *err, size_t errlen)
         rc = set_value(t, g.access, err, errlen);
         int64_t life = (int64_t)((double)g.expires_in * REFRESH_AT * 1e6);
         t->renew_at_us = now_us() + (life > 1000000 ? life : 1000000);
+        if (rc == 0)
+            note_lifetimes(t, &g);
         pthread_mutex_unlock(&t->lock);
         if (rc == 0) /* a token with a line break was refused */
             log_info("access token renewed; valid for %lld s", (long long)g.expires_in);
@@ -312,6 +339,7 @@ static void *refresh_main(void *arg)
         }
         int64_t wait_us = t->backoff_us;
         note_failure(t, gen);
+        note_failing(t, err);
         pthread_mutex_unlock(&t->lock);
         log_write(LOG_LVL_ERR, LOG_MID_AUTH_FAILED,
                   "Webex token refresh failed: %s; next attempt in %lld s", err,
@@ -352,6 +380,7 @@ static int init_refresh(struct token *t, const struct cfg *c, char *err, size_t 
     if (!t->file || load_file(t, err, errlen) != 0) {
         if (refresh_once(t, err, errlen) != 0) {
             note_failure(t, t->gen); /* no thread yet: no lock needed */
+            note_failing(t, err);
             log_write(LOG_LVL_ERR, LOG_MID_AUTH_FAILED,
                       "Webex token refresh failed at start: %s; next attempt in %lld s", err,
                       (long long)(RETRY_MIN_US / 1000000));
@@ -483,4 +512,14 @@ int token_reload(struct token *t, const struct cfg *c)
         log_err("reload: access token: %s (keeping the current token)", err);
     pthread_mutex_unlock(&t->lock);
     return rc;
+}
+
+void token_info(struct token *t, struct token_info *out)
+{
+    pthread_mutex_lock(&t->lock);
+    out->access_expires_ms = t->access_expires_ms;
+    out->refresh_expires_ms = t->refresh_expires_ms;
+    out->failing_since_ms = t->failing_since_ms;
+    snprintf(out->why, sizeof(out->why), "%s", t->why);
+    pthread_mutex_unlock(&t->lock);
 }

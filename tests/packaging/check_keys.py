@@ -29,6 +29,7 @@ TYPE_WORD = {
     "K_STR": r"String",
     "K_FILE": r"File name(?: or cred:NAME)?",
     "K_URL": r"URL",
+    "K_ADDR": r"Address",
     "K_INT": r"Integer",
     "K_DOUBLE": r"Number",
     "K_LEVEL": r"Level",

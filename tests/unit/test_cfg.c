@@ -6,7 +6,9 @@
 #include "check.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -427,6 +429,67 @@ static void test_base_url(void)
     }
 }
 
+/* metrics.listen: a literal address and a port, never a name to resolve;
+ * off (NULL) by default; empty turns it off again. */
+static void test_metrics_listen(void)
+{
+    static const struct {
+        const char *value;
+        int family; /* 0: refused */
+        int port;
+    } cases[] = {
+        {"127.0.0.1:9740", AF_INET, 9740},
+        {"0.0.0.0:1", AF_INET, 1},
+        {"10.1.2.3:65535", AF_INET, 65535},
+        {"[::1]:9740", AF_INET6, 9740},
+        {"[::]:9740", AF_INET6, 9740},
+        {"[fe80::1]:80", AF_INET6, 80},
+        {"localhost:9740", 0, 0},
+        {"metrics.example.net:9740", 0, 0},
+        {"127.0.0.1", 0, 0},
+        {"127.0.0.1:", 0, 0},
+        {":9740", 0, 0},
+        {"127.0.0.1:0", 0, 0},
+        {"127.0.0.1:65536", 0, 0},
+        {"127.0.0.1:-1", 0, 0},
+        {"127.0.0.1:+80", 0, 0},
+        {"127.0.0.1:80x", 0, 0},
+        {"::1:9740", 0, 0},
+        {"[::1:9740", 0, 0},
+        {"[127.0.0.1]:9740", 0, 0},
+        {"127.0.0.256:9740", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct cfg c;
+        struct sockaddr_storage ss;
+        socklen_t len;
+        char err[512] = "";
+        cfg_init(&c);
+        CHECK_NULL(c.metrics_listen);
+        int rc = cfg_set(&c, "metrics.listen", cases[i].value, "t.conf:4", err, sizeof(err));
+        int prc = cfg_parse_listen(cases[i].value, &ss, &len, err + 256, 256);
+        if (!CHECK_EQ_INT(rc, cases[i].family ? 0 : -1) || !CHECK_EQ_INT(prc, rc))
+            fprintf(stderr, "  value %s: %s\n", cases[i].value, err);
+        if (cases[i].family) {
+            CHECK_EQ_STR(c.metrics_listen, cases[i].value);
+            CHECK_EQ_INT(ss.ss_family, cases[i].family);
+            CHECK_EQ_INT(len, cases[i].family == AF_INET ? sizeof(struct sockaddr_in)
+                                                         : sizeof(struct sockaddr_in6));
+            int port = ntohs(cases[i].family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                        : ((struct sockaddr_in6 *)&ss)->sin6_port);
+            CHECK_EQ_INT(port, cases[i].port);
+            CHECK_EQ_INT(cfg_set(&c, "metrics.listen", "", "t.conf:5", err, sizeof(err)), 0);
+            CHECK_NULL(c.metrics_listen);
+        } else {
+            CHECK_CONTAINS(err, "t.conf:4: metrics.listen: ");
+            CHECK_CONTAINS(err, "127.0.0.1:9740");
+            CHECK_NULL(c.metrics_listen);
+        }
+        cfg_free(&c);
+    }
+    CHECK(!cfg_key_reloadable("metrics.listen"));
+}
+
 static void test_credentials_required(void)
 {
     struct cfg c;
@@ -633,6 +696,7 @@ int main(void)
     test_overrides();
     test_kafka();
     test_base_url();
+    test_metrics_listen();
     test_credentials_required();
     test_dump();
     test_reloadable();

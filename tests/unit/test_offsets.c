@@ -232,8 +232,35 @@ static void test_growth_wrapped(void)
     off_free(t);
 }
 
+/* The stamp of the lowest unfinished offset: what STATUS= ages the oldest
+ * unfinished event by. Finishing out of order leaves it; finishing the
+ * lowest moves it to the next unfinished one, across growth and gaps. */
+static void test_oldest(void)
+{
+    struct off_tracker *t = must_new();
+    int64_t off = -7;
+    CHECK_EQ_INT(off_oldest(t, &off), 0);
+    CHECK_EQ_INT(off, -7);
+    for (int64_t o = 0; o < 200; o++)
+        CHECK_EQ_INT(off_add_at(t, 10 + 2 * o, 1000 + o), 0); /* gaps: even offsets */
+    CHECK_EQ_INT(off_oldest(t, &off), 1000);
+    CHECK_EQ_INT(off, 10);
+    CHECK_EQ_INT(off_done(t, 12), 0); /* not the lowest: unchanged */
+    CHECK_EQ_INT(off_oldest(t, &off), 1000);
+    CHECK_EQ_INT(off_done(t, 10), 0); /* 12 is done too: 14 is next */
+    CHECK_EQ_INT(off_oldest(t, &off), 1002);
+    CHECK_EQ_INT(off, 14);
+    for (int64_t o = 2; o < 200; o++)
+        CHECK_EQ_INT(off_done(t, 10 + 2 * o), 0);
+    CHECK_EQ_INT(off_oldest(t, &off), 0);
+    CHECK_EQ_INT(off_add(t, 1000), 0); /* off_add: stamp 0 */
+    CHECK_EQ_INT(off_oldest(t, &off), 0);
+    off_free(t);
+}
+
 int main(void)
 {
+    test_oldest();
     test_basics();
     test_out_of_order();
     test_gaps();
