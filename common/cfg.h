@@ -48,6 +48,10 @@ struct cfg {
     char *state_journal_dir; /* NULL: $STATE_DIRECTORY, else CFG_STATE_DIR */
     long state_max_unacknowledged;
     long state_lookup_wait_ms;
+    /* Following a subscriber's asynchronous provisioning (SPEC §2b). */
+    long subscriber_poll_interval_ms;     /* the first poll, after the answer */
+    long subscriber_poll_max_interval_ms; /* polls back off, doubling, up to this */
+    long subscriber_poll_limit_ms;        /* not final this long after the answer: timeout */
     long pipeline_max_pending;
     long pipeline_workers; /* 0 until resolved: the number of CPUs */
     long shutdown_grace_ms;

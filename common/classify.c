@@ -18,8 +18,10 @@ const char *cls_kind_name(enum cls_kind k)
         [KIND_CONFLICT] = "conflict",
         [KIND_UNKNOWN_WORKSPACE] = "unknown_workspace",
         [KIND_INVALID] = "invalid",
+        [KIND_PROVISIONING] = "provisioning",
+        [KIND_TIMEOUT] = "timeout",
     };
-    if (k <= KIND_NONE || k > KIND_INVALID)
+    if (k <= KIND_NONE || k >= KIND_COUNT)
         return NULL;
     return names[k];
 }

@@ -24,7 +24,10 @@ enum cls_kind {
     KIND_CONFLICT,
     KIND_UNKNOWN_WORKSPACE,
     KIND_INVALID,
+    KIND_PROVISIONING, /* a subscriber ended in status error */
+    KIND_TIMEOUT,      /* a subscriber's provisioning did not finish in time */
 };
+#define KIND_COUNT (KIND_TIMEOUT + 1)
 
 struct cls_input {
     enum ev_type type;

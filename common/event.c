@@ -12,26 +12,41 @@
 
 #define JSON_MAX_DEPTH 16
 
-const char *ev_type_name(enum ev_type t)
+static const char *const type_names[EV_CODES] = {
+    NULL,
+    "workspace.provision",
+    "workspace.update",
+    "workspace.remove",
+    "subscriber.provision",
+    "subscriber.update",
+    "subscriber.remove",
+};
+
+int ev_code(enum ev_kind k, enum ev_type t)
 {
-    switch (t) {
-    case EV_PROVISION:
-        return "workspace.provision";
-    case EV_UPDATE:
-        return "workspace.update";
-    case EV_REMOVE:
-        return "workspace.remove";
-    case EV_NONE:
-        break;
-    }
-    return NULL;
+    if (t == EV_NONE)
+        return 0;
+    return (k == EV_SUBSCRIBER ? 3 : 0) + (int)t;
 }
 
-static enum ev_type type_from_name(const char *s)
+const char *ev_code_name(int code)
 {
-    for (enum ev_type t = EV_PROVISION; t <= EV_REMOVE; t++)
-        if (strcmp(s, ev_type_name(t)) == 0)
-            return t;
+    return code > 0 && code < EV_CODES ? type_names[code] : NULL;
+}
+
+const char *ev_type_name(enum ev_kind k, enum ev_type t)
+{
+    return ev_code_name(ev_code(k, t));
+}
+
+static int type_from_name(const char *s, enum ev_kind *k)
+{
+    for (int code = 1; code < EV_CODES; code++) {
+        if (strcmp(s, type_names[code]) == 0) {
+            *k = code > 3 ? EV_SUBSCRIBER : EV_WORKSPACE;
+            return code > 3 ? code - 3 : code;
+        }
+    }
     return EV_NONE;
 }
 
@@ -178,13 +193,14 @@ static json_object *parse_json(struct ctx *c, const void *value, size_t len)
     return obj;
 }
 
-static void note_ignored(struct ev_event *ev, json_object *ws)
+/* Names the fixed fields an update carries: PUT cannot change them. */
+static void note_ignored(struct ev_event *ev, json_object *obj, const char *const *fixed,
+                         size_t nfixed)
 {
-    static const char *const fixed[] = {"displayName", "spEnterpriseId", "provisioningId"};
     size_t n = 0;
     ev->ignored[0] = '\0';
-    for (size_t i = 0; i < 3; i++) {
-        if (!json_object_object_get_ex(ws, fixed[i], NULL))
+    for (size_t i = 0; i < nfixed; i++) {
+        if (!json_object_object_get_ex(obj, fixed[i], NULL))
             continue;
         int w = snprintf(ev->ignored + n, sizeof(ev->ignored) - n, "%s%s", n ? "," : "", fixed[i]);
         if (w > 0)
@@ -219,7 +235,77 @@ static int parse_workspace(struct ctx *c, json_object *ws, struct ev_event *ev)
             return -1;
         if (ev->new_user_id && ev->new_user_id[0] == '\0')
             return reject(c, "field %s must not be empty", "workspace.newUserId");
-        note_ignored(ev, ws);
+        static const char *const fixed[] = {"displayName", "spEnterpriseId", "provisioningId"};
+        note_ignored(ev, ws, fixed, 3);
+    }
+    return 0;
+}
+
+/* The packages of Cisco's OpenAPI (Subscriber.package). */
+static bool package_known(const char *p)
+{
+    static const char *const known[] = {"softphone", "basic", "standard", "premium"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(p, known[i]) == 0)
+            return true;
+    return false;
+}
+
+/* SPEC §2b: the fields of the subscriber object. A provision needs
+ * provisioningId, userId, spEnterpriseId, firstName, lastName and package
+ * (Cisco's OpenAPI); an update carries any of the fields PUT can change;
+ * a remove only the userId. */
+static int parse_subscriber(struct ctx *c, json_object *s, struct ev_event *ev)
+{
+    bool prov = ev->type == EV_PROVISION;
+
+    if (get_str(c, s, "userId", "subscriber.userId", EV_MAX_USER_ID, true, &ev->user_id) ||
+        get_str(c, s, "provisioningId", "subscriber.provisioningId", EV_MAX_PROVISIONING_ID, prov,
+                &ev->provisioning_id) ||
+        get_str(c, s, "spEnterpriseId", "subscriber.spEnterpriseId", EV_MAX_ENTERPRISE_ID, prov,
+                &ev->sp_enterprise_id) ||
+        get_str(c, s, "firstName", "subscriber.firstName", EV_MAX_NAME, prov, &ev->first_name) ||
+        get_str(c, s, "lastName", "subscriber.lastName", EV_MAX_NAME, prov, &ev->last_name) ||
+        get_str(c, s, "package", "subscriber.package", EV_MAX_PACKAGE, prov, &ev->package) ||
+        get_str(c, s, "primaryPhoneNumber", "subscriber.primaryPhoneNumber", EV_MAX_PHONE, false,
+                &ev->phone) ||
+        get_str(c, s, "mobilePhoneNumber", "subscriber.mobilePhoneNumber", EV_MAX_PHONE, false,
+                &ev->mobile) ||
+        get_str(c, s, "extension", "subscriber.extension", EV_MAX_EXTENSION, false,
+                &ev->extension) ||
+        get_str(c, s, "email", "subscriber.email", EV_MAX_EMAIL, false, &ev->email) ||
+        get_str(c, s, "language", "subscriber.language", EV_MAX_LANGUAGE, false, &ev->language) ||
+        get_str(c, s, "timezone", "subscriber.timezone", EV_MAX_TIMEZONE, false, &ev->timezone))
+        return -1;
+    if (ev->package && !package_known(ev->package))
+        return reject(c, "field %s must be softphone, basic, standard or premium",
+                      "subscriber.package");
+    /* PUT cannot clear a name or the package: an empty one is an error. */
+    if (ev->type == EV_UPDATE) {
+        const char *const must[] = {"firstName", "lastName"};
+        char *const vals[] = {ev->first_name, ev->last_name};
+        for (size_t i = 0; i < 2; i++)
+            if (vals[i] && !*vals[i])
+                return reject(c, "field subscriber.%s must not be empty", must[i]);
+    }
+    /* As for workspaces: an empty optional string is "no value"; a
+     * provision leaves it out, an update sends "" and Webex clears it. */
+    if (prov) {
+        char **opt[] = {&ev->phone, &ev->mobile,   &ev->extension,
+                        &ev->email, &ev->language, &ev->timezone};
+        for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++)
+            if (*opt[i] && !**opt[i])
+                *opt[i] = NULL;
+    }
+    if (ev->type == EV_UPDATE) {
+        if (get_str(c, s, "newUserId", "subscriber.newUserId", EV_MAX_USER_ID, false,
+                    &ev->new_user_id))
+            return -1;
+        if (ev->new_user_id && ev->new_user_id[0] == '\0')
+            return reject(c, "field %s must not be empty", "subscriber.newUserId");
+        static const char *const fixed[] = {"provisioningId", "spEnterpriseId", "email",
+                                            "language"};
+        note_ignored(ev, s, fixed, 4);
     }
     return 0;
 }
@@ -237,24 +323,27 @@ static int parse_object(struct ctx *c, json_object *root, struct ev_event *ev)
         return -1;
     if (get_raw(c, root, "type", "type", 64, true, &type, &typelen))
         return -1;
-    ev->type = type_from_name(type);
+    ev->type = (enum ev_type)type_from_name(type, &ev->kind);
     if (ev->type == EV_NONE)
         return reject(c, "%s", "unknown event type");
-    if (!json_object_object_get_ex(root, "workspace", &ws))
-        return reject(c, "missing required field %s", "workspace");
+    bool sub = ev->kind == EV_SUBSCRIBER;
+    const char *member = sub ? "subscriber" : "workspace";
+    if (!json_object_object_get_ex(root, member, &ws))
+        return reject(c, "missing required field %s", member);
     if (!json_object_is_type(ws, json_type_object))
-        return reject(c, "field %s must be an object", "workspace");
-    if (parse_workspace(c, ws, ev))
+        return reject(c, "field %s must be an object", member);
+    if (sub ? parse_subscriber(c, ws, ev) : parse_workspace(c, ws, ev))
         return -1;
-    if (ev->type != EV_PROVISION && get_str(c, root, "workspaceId", "workspaceId",
-                                            EV_MAX_WORKSPACE_ID, false, &ev->workspace_id))
+    const char *id_name = sub ? "subscriberId" : "workspaceId";
+    char **id = sub ? &ev->subscriber_id : &ev->workspace_id;
+    if (ev->type != EV_PROVISION &&
+        get_str(c, root, id_name, id_name, EV_MAX_WORKSPACE_ID, false, id))
         return -1;
-    /* It becomes a path segment: it must name one workspace and nothing
+    /* It becomes a path segment: it must name one resource and nothing
      * else (no "..", no "/"). */
-    const char *bad =
-        ev->workspace_id ? wsid_check(ev->workspace_id, strlen(ev->workspace_id)) : NULL;
+    const char *bad = *id ? wsid_check(*id, strlen(*id)) : NULL;
     if (bad)
-        return reject(c, "field workspaceId %s", bad);
+        return reject(c, "field %s %s", id_name, bad);
     return 0;
 }
 
@@ -286,9 +375,10 @@ int ev_parse(const void *key, size_t keylen, const void *value, size_t len, stru
         return -1;
     /* The key routes a user's events to one partition; a key that is not the
      * userId would break per-user order, so it is not guessed at. */
+    const char *member = ev->kind == EV_SUBSCRIBER ? "subscriber" : "workspace";
     if (!key)
-        return reject(&c, "%s", "null key (the key must be workspace.userId)");
+        return reject(&c, "null key (the key must be %s.userId)", member);
     if (keylen != strlen(ev->user_id) || memcmp(key, ev->user_id, keylen) != 0)
-        return reject(&c, "%s", "key does not match workspace.userId");
+        return reject(&c, "key does not match %s.userId", member);
     return 0;
 }

@@ -1,12 +1,15 @@
-/* event: the workspace change events of SPEC §2: parsing and validation.
- * Pure functions; thread-safe. */
+/* event: the change events of SPEC §2 (workspaces) and §2b (subscribers):
+ * parsing and validation. Pure functions; thread-safe. */
 #ifndef BWPROVD_EVENT_H
 #define BWPROVD_EVENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
+/* What changes (the verb) and what it changes (the resource): an event's
+ * "type" is "<kind>.<verb>", e.g. "subscriber.update". */
 enum ev_type { EV_NONE = 0, EV_PROVISION, EV_UPDATE, EV_REMOVE };
+enum ev_kind { EV_WORKSPACE = 0, EV_SUBSCRIBER };
 
 /* Field bounds (bytes). */
 #define EV_MAX_EVENT_ID 128
@@ -17,6 +20,12 @@ enum ev_type { EV_NONE = 0, EV_PROVISION, EV_UPDATE, EV_REMOVE };
 #define EV_MAX_PROVISIONING_ID 1024
 #define EV_MAX_ENTERPRISE_ID 256
 #define EV_MAX_WORKSPACE_ID 256 /* the API's maxLength for {workspaceId} */
+#define EV_MAX_NAME 256         /* firstName, lastName */
+#define EV_MAX_EMAIL 320
+#define EV_MAX_LANGUAGE 35 /* a BCP 47 tag such as "en_US" or "zh-Hant-TW" */
+#define EV_MAX_TIMEZONE 64 /* an IANA zone name such as "America/Los_Angeles" */
+#define EV_MAX_PACKAGE 16
+#define EV_MAX_SUBSCRIBER_ID 256 /* one path segment, as a workspace id */
 /* Largest event accepted at all, before parsing. */
 #define EV_MAX_BYTES (64 * 1024)
 
@@ -25,18 +34,26 @@ enum ev_type { EV_NONE = 0, EV_PROVISION, EV_UPDATE, EV_REMOVE };
  * per field); optional ones are NULL when absent. */
 struct ev_event {
     enum ev_type type;
+    enum ev_kind kind;
     char *strings; /* the block the fields point into */
     size_t used, cap;
     char *event_id;
     char *user_id;
     char *new_user_id;      /* update only */
     char *provisioning_id;  /* provision only */
-    char *sp_enterprise_id; /* provision only */
-    char *display_name;     /* provision only */
+    char *sp_enterprise_id; /* provision (optional for a subscriber's update/remove) */
+    char *display_name;     /* workspace provision only */
     char *phone;            /* primaryPhoneNumber */
     char *extension;
-    char *workspace_id; /* optional, update/remove */
-    char ignored[96];   /* update: fields present that PUT cannot change */
+    char *workspace_id; /* optional, workspace update/remove */
+    /* Subscribers only. */
+    char *first_name, *last_name; /* required by a provision */
+    char *package;                /* required by a provision; softphone|basic|standard|premium */
+    char *mobile;                 /* mobilePhoneNumber */
+    char *email, *language;       /* provision only */
+    char *timezone;
+    char *subscriber_id; /* optional, update/remove */
+    char ignored[96];    /* update: fields present that PUT cannot change */
 };
 
 /* Parses and validates one event. key may be NULL (a null Kafka key).
@@ -48,7 +65,13 @@ int ev_parse(const void *key, size_t keylen, const void *value, size_t len, stru
 
 void ev_clear(struct ev_event *ev);
 
-/* "workspace.provision" etc.; NULL for EV_NONE. */
-const char *ev_type_name(enum ev_type t);
+/* "workspace.provision", "subscriber.remove" etc.; NULL for EV_NONE. */
+const char *ev_type_name(enum ev_kind k, enum ev_type t);
+
+/* A small number naming kind and verb together, 0 (EV_NONE) to
+ * EV_CODES - 1, for tables indexed by event type; ev_code_name() its name. */
+#define EV_CODES 7
+int ev_code(enum ev_kind k, enum ev_type t);
+const char *ev_code_name(int code);
 
 #endif

@@ -295,6 +295,8 @@ static int collect_fields(const struct log_outcome *o, struct field *f)
      * and the journal were lost */
     if (o->workspace_id)
         add_str(f, &n, "BWPROVD_WORKSPACE_ID", "workspace_id", o->workspace_id);
+    if (o->subscriber_id)
+        add_str(f, &n, "BWPROVD_SUBSCRIBER_ID", "subscriber_id", o->subscriber_id);
     return n;
 }
 

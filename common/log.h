@@ -64,8 +64,9 @@ struct log_outcome {
     const char *topic;
     int32_t partition;
     int64_t offset;
-    const char *workspace_id; /* the workspace the event concerns, if known */
-    const char *detail;       /* note or error message */
+    const char *workspace_id;  /* the workspace the event concerns, if known */
+    const char *subscriber_id; /* or the subscriber (BWPROVD_SUBSCRIBER_ID) */
+    const char *detail;        /* note or error message */
 };
 void log_outcome(const struct log_outcome *o);
 

@@ -296,7 +296,7 @@ static void gauge(struct buf *b, const char *name, const char *help, double v)
 
 static const char *type_label(int type)
 {
-    return type == EV_NONE ? "unknown" : ev_type_name((enum ev_type)type);
+    return type == 0 ? "unknown" : ev_code_name(type);
 }
 
 static void render_events(struct buf *b, const struct mx_totals *t)

@@ -19,6 +19,9 @@
 #ifndef BWPROVD_METRICS_H
 #define BWPROVD_METRICS_H
 
+#include "classify.h"
+#include "event.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,9 +30,9 @@
 /* Indexes: an HTTP status 100-599 at its own index, 0 for no HTTP answer
  * (a connect or read timeout, a reset). */
 #define MX_CODES 600
-#define MX_TYPES 4    /* enum ev_type; EV_NONE: an event too broken to have one */
-#define MX_OUTCOMES 3 /* enum res_outcome */
-#define MX_KINDS 7    /* enum cls_kind */
+#define MX_TYPES EV_CODES   /* ev_code(); 0: an event too broken to have a type */
+#define MX_OUTCOMES 3       /* enum res_outcome */
+#define MX_KINDS KIND_COUNT /* enum cls_kind */
 /* Request duration buckets: MX_BUCKETS - 1 upper bounds, then +Inf. */
 #define MX_BUCKETS 13
 

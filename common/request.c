@@ -88,38 +88,138 @@ static int update_body(const struct ev_event *ev, struct req *r)
     return r->body ? 0 : -1;
 }
 
-static int set_item_path(struct req *r, const char *workspace_id)
+static int set_item_path(struct req *r, const char *base, const char *id)
 {
-    static const char base[] = "/broadworks/workspaces/";
-    /* Whatever its origin (event, state table), an id that cannot be one
-     * segment is never sent. */
-    if (!workspace_id || wsid_check(workspace_id, strlen(workspace_id)))
+    size_t blen = strlen(base);
+    /* Whatever its origin (event, state table, an answer), an id that
+     * cannot be one segment is never sent. */
+    if (!id || wsid_check(id, strlen(id)) || blen >= sizeof(r->path))
         return -1;
-    memcpy(r->path, base, sizeof(base));
-    return req_escape_segment(workspace_id, r->path + sizeof(base) - 1,
-                              sizeof(r->path) - (sizeof(base) - 1));
+    memcpy(r->path, base, blen + 1);
+    return req_escape_segment(id, r->path + blen, sizeof(r->path) - blen);
 }
 
-int req_build(const struct ev_event *ev, const char *workspace_id, struct req *out)
+#define WS_BASE "/broadworks/workspaces"
+#define SUB_BASE "/broadworks/subscribers"
+
+static int workspace_request(const struct ev_event *ev, const char *id, struct req *out)
 {
-    memset(out, 0, sizeof(*out));
     switch (ev->type) {
     case EV_PROVISION:
         out->method = "POST";
-        snprintf(out->path, sizeof(out->path), "/broadworks/workspaces");
+        snprintf(out->path, sizeof(out->path), WS_BASE);
         return provision_body(ev, out);
     case EV_UPDATE:
         out->method = "PUT";
-        if (set_item_path(out, workspace_id) != 0)
+        if (set_item_path(out, WS_BASE "/", id) != 0)
             return -1;
         return update_body(ev, out);
     case EV_REMOVE:
         out->method = "DELETE";
-        return set_item_path(out, workspace_id);
+        return set_item_path(out, WS_BASE "/", id);
     case EV_NONE:
         break;
     }
     return -1;
+}
+
+/* POST: the fields of Cisco's OpenAPI, the optional ones when present. */
+static int sub_provision_body(const struct ev_event *ev, struct req *r)
+{
+    struct jw w;
+    jw_begin(&w);
+    add_str(&w, "provisioningId", ev->provisioning_id);
+    add_str(&w, "userId", ev->user_id);
+    add_str(&w, "spEnterpriseId", ev->sp_enterprise_id);
+    add_str(&w, "firstName", ev->first_name);
+    add_str(&w, "lastName", ev->last_name);
+    add_str(&w, "package", ev->package);
+    add_str(&w, "primaryPhoneNumber", ev->phone);
+    add_str(&w, "mobilePhoneNumber", ev->mobile);
+    add_str(&w, "extension", ev->extension);
+    add_str(&w, "email", ev->email);
+    add_str(&w, "language", ev->language);
+    add_str(&w, "timezone", ev->timezone);
+    r->body = jw_finish(&w, &r->body_len);
+    return r->body ? 0 : -1;
+}
+
+/* PUT can change userId, the names, the three numbers, the time zone and
+ * the package; userId always goes (newUserId when renaming). */
+static int sub_update_body(const struct ev_event *ev, struct req *r)
+{
+    struct jw w;
+    jw_begin(&w);
+    add_str(&w, "userId", ev->new_user_id ? ev->new_user_id : ev->user_id);
+    add_str(&w, "firstName", ev->first_name);
+    add_str(&w, "lastName", ev->last_name);
+    add_str(&w, "primaryPhoneNumber", ev->phone);
+    add_str(&w, "mobilePhoneNumber", ev->mobile);
+    add_str(&w, "extension", ev->extension);
+    add_str(&w, "timezone", ev->timezone);
+    add_str(&w, "package", ev->package);
+    r->body = jw_finish(&w, &r->body_len);
+    return r->body ? 0 : -1;
+}
+
+static int subscriber_request(const struct ev_event *ev, const char *id, struct req *out)
+{
+    switch (ev->type) {
+    case EV_PROVISION:
+        out->method = "POST";
+        snprintf(out->path, sizeof(out->path), SUB_BASE);
+        return sub_provision_body(ev, out);
+    case EV_UPDATE:
+        out->method = "PUT";
+        if (set_item_path(out, SUB_BASE "/", id) != 0)
+            return -1;
+        return sub_update_body(ev, out);
+    case EV_REMOVE:
+        out->method = "DELETE";
+        return set_item_path(out, SUB_BASE "/", id);
+    case EV_NONE:
+        break;
+    }
+    return -1;
+}
+
+int req_build(const struct ev_event *ev, const char *id, struct req *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (ev->kind == EV_SUBSCRIBER)
+        return subscriber_request(ev, id, out);
+    return workspace_request(ev, id, out);
+}
+
+int req_build_poll(const char *subscriber_id, struct req *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->method = "GET";
+    return set_item_path(out, SUB_BASE "/", subscriber_id);
+}
+
+/* Appends "name=value" (value percent-encoded) to the path's query. */
+static int add_query(struct req *r, const char *sep, const char *name, const char *value)
+{
+    size_t n = strlen(r->path);
+    int w = snprintf(r->path + n, sizeof(r->path) - n, "%s%s=", sep, name);
+    if (w < 0 || (size_t)w >= sizeof(r->path) - n)
+        return -1;
+    n += (size_t)w;
+    return req_escape_segment(value, r->path + n, sizeof(r->path) - n);
+}
+
+int req_build_lookup(const char *user_id, const char *sp_enterprise_id, struct req *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->method = "GET";
+    snprintf(out->path, sizeof(out->path), SUB_BASE);
+    if (!user_id || !*user_id || add_query(out, "?", "userId", user_id) != 0)
+        return -1;
+    if (sp_enterprise_id && *sp_enterprise_id &&
+        add_query(out, "&", "spEnterpriseId", sp_enterprise_id) != 0)
+        return -1;
+    return add_query(out, "&", "max", "100");
 }
 
 void req_clear(struct req *r)

@@ -76,7 +76,13 @@ char *res_to_json(const struct res_record *r, size_t *len)
         jw_int(&w, "httpStatus", r->http_status);
     else
         jw_null(&w, "httpStatus");
-    jw_str(&w, "workspaceId", r->workspace_id);
+    if (r->subscriber) {
+        jw_str(&w, "subscriberId", r->subscriber_id);
+        jw_str(&w, "status", r->status);
+        jw_str(&w, "personId", r->person_id);
+    } else {
+        jw_str(&w, "workspaceId", r->workspace_id);
+    }
     jw_str(&w, "trackingId", r->tracking_id);
     jw_int(&w, "attempts", r->attempts);
     jw_str(&w, "note", r->note);
@@ -87,14 +93,29 @@ char *res_to_json(const struct res_record *r, size_t *len)
     return jw_finish(&w, len);
 }
 
+/* A subscriber's fields beyond the workspace's, the ones it has. */
+static void put_subscriber(struct jw *w, const struct res_state *s)
+{
+    static const char *const names[] = {"firstName",         "lastName", "package",
+                                        "mobilePhoneNumber", "email",    "language",
+                                        "timezone",          "status",   "personId"};
+    const char *const vals[] = {s->first_name, s->last_name, s->package, s->mobile,   s->email,
+                                s->language,   s->timezone,  s->status,  s->person_id};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (vals[i])
+            jw_str(w, names[i], vals[i]);
+}
+
 char *res_state_to_json(const struct res_state *s, size_t *len)
 {
     struct jw w;
+    const char *id_name = s->subscriber ? "subscriberId" : "workspaceId";
+    const char *id = s->subscriber ? s->subscriber_id : s->workspace_id;
     jw_begin(&w);
-    jw_str(&w, "kind", "workspace");
+    jw_str(&w, "kind", s->subscriber ? "subscriber" : "workspace");
     if (s->removed) {
         jw_bool(&w, "removed", true);
-        jw_str(&w, "workspaceId", s->workspace_id);
+        jw_str(&w, id_name, id);
         jw_str(&w, "userId", s->user_id);
         if (s->renamed_to)
             jw_str(&w, "renamedTo", s->renamed_to);
@@ -103,13 +124,16 @@ char *res_state_to_json(const struct res_state *s, size_t *len)
         put_time(&w, "updatedAt", s->updated_ms);
         return jw_finish(&w, len);
     }
-    jw_str(&w, "workspaceId", s->workspace_id);
+    jw_str(&w, id_name, id);
     jw_str(&w, "userId", s->user_id);
     jw_str(&w, "spEnterpriseId", s->sp_enterprise_id);
     jw_str(&w, "provisioningId", s->provisioning_id);
-    jw_str(&w, "displayName", s->display_name);
+    if (!s->subscriber)
+        jw_str(&w, "displayName", s->display_name);
     jw_str(&w, "primaryPhoneNumber", s->phone);
     jw_str(&w, "extension", s->extension);
+    if (s->subscriber)
+        put_subscriber(&w, s);
     jw_str(&w, "eventId", s->event_id);
     put_source(&w, &s->source);
     put_time(&w, "updatedAt", s->updated_ms);
@@ -165,9 +189,16 @@ int res_state_parse(const char *value, size_t len, struct res_state_in *out)
         out->removed = json_object_object_get_ex(o, "removed", &v) &&
                        json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
         const char *k = copy_str(o, "kind", kind, sizeof(kind));
-        out->other_kind =
-            json_object_object_get_ex(o, "kind", NULL) && (!k || strcmp(k, "workspace") != 0);
-        out->workspace_id = copy_str(o, "workspaceId", out->ws_buf, sizeof(out->ws_buf));
+        out->subscriber = k && strcmp(k, "subscriber") == 0;
+        out->other_kind = json_object_object_get_ex(o, "kind", NULL) && !out->subscriber &&
+                          (!k || strcmp(k, "workspace") != 0);
+        out->workspace_id = copy_str(o, out->subscriber ? "subscriberId" : "workspaceId",
+                                     out->ws_buf, sizeof(out->ws_buf));
+        if (out->subscriber && !out->removed) {
+            char status[32];
+            const char *st = copy_str(o, "status", status, sizeof(status));
+            out->pending = st && (strcmp(st, "provisioning") == 0 || strcmp(st, "updating") == 0);
+        }
         parse_source(o, out);
     }
     json_object_put(o);

@@ -23,6 +23,11 @@ struct res_record {
     enum res_outcome outcome;
     int http_status; /* < 0: null (no response) */
     const char *workspace_id;
+    /* A subscriber event's result carries these instead of workspaceId. */
+    bool subscriber;
+    const char *subscriber_id;
+    const char *status; /* the final provisioning status */
+    const char *person_id;
     const char *tracking_id;
     int attempts;
     const char *note;
@@ -38,20 +43,26 @@ const char *res_outcome_name(enum res_outcome o);
 /* Returns a malloc'd JSON document (*len set), or NULL when out of memory. */
 char *res_to_json(const struct res_record *r, size_t *len);
 
-/* The state record value of SPEC §4: a workspace, or a removed marker
- * (removed: the user no longer has workspace_id; a rename also names the
- * userId it went to). Markers are records, not tombstones, so compaction
- * keeps them. */
+/* The state record value of SPEC §4: a workspace or a subscriber
+ * ("kind"), or a removed marker (removed: the user no longer has the id;
+ * a rename also names the userId it went to). Markers are records, not
+ * tombstones, so compaction keeps them. */
 struct res_state {
     bool removed;
+    bool subscriber;        /* "kind": "subscriber", the id is subscriber_id */
     const char *renamed_to; /* marker of a rename, else NULL */
     const char *workspace_id;
+    const char *subscriber_id;
     const char *user_id;
     const char *sp_enterprise_id;
     const char *provisioning_id;
     const char *display_name;
     const char *phone;
     const char *extension;
+    /* Subscribers only. */
+    const char *first_name, *last_name, *package, *mobile, *email, *language, *timezone;
+    const char *status; /* provisioning status; "provisioning"/"updating": not final */
+    const char *person_id;
     const char *event_id;
     struct res_source source;
     int64_t updated_ms;
@@ -64,7 +75,9 @@ char *res_state_to_json(const struct res_state *s, size_t *len);
  * has no usable source. */
 struct res_state_in {
     bool removed;
-    bool other_kind; /* "kind" names something else than a workspace */
+    bool other_kind; /* "kind" names something else than a workspace or a subscriber */
+    bool subscriber; /* "kind": "subscriber": workspace_id holds its subscriberId */
+    bool pending;    /* a subscriber whose status is not final (provisioning, updating) */
     const char *workspace_id;
     struct res_source source;
     char ws_buf[257];

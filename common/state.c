@@ -14,6 +14,7 @@
 #define ARENA_BLOCK (1u << 20)
 
 enum { WS_NONE, WS_PACKED, WS_STRING }; /* WS_NONE: removed marker */
+enum { F_SUBSCRIBER = 1, F_PENDING = 2 };
 
 /* 80 bytes for a typical user (15-character userId) plus 16 for its two
  * hash buckets: the id packed to 16 bytes (wsid.h), the userId inline, no
@@ -25,6 +26,7 @@ struct st_entry {
     int32_t partition;
     int16_t topic; /* index into topics[], -1 unknown */
     uint8_t ws_kind;
+    uint8_t flags; /* F_* of the id */
     union {
         uint8_t packed[16];
         char *str;
@@ -48,8 +50,9 @@ struct st_table {
     struct hmap by_ws;
     struct arena_block *blocks; /* newest first */
     size_t used;                /* bytes used in blocks, header included */
-    size_t present;
-    char *topics[MAX_TOPICS]; /* interned source topic names */
+    size_t present;             /* workspaces */
+    size_t subscribers;         /* of which subscribers */
+    char *topics[MAX_TOPICS];   /* interned source topic names */
     int n_topics;
 };
 
@@ -168,8 +171,16 @@ enum st_status st_get(struct st_table *t, const char *user, char *ws, size_t wsc
 enum st_status st_get_src(struct st_table *t, const char *user, char *ws, size_t wscap,
                           struct st_src *src, char *topic, size_t cap)
 {
+    return st_get_kind(t, user, ws, wscap, NULL, src, topic, cap);
+}
+
+enum st_status st_get_kind(struct st_table *t, const char *user, char *ws, size_t wscap,
+                           struct st_kind *kind, struct st_src *src, char *topic, size_t cap)
+{
     enum st_status s = ST_ABSENT;
 
+    if (kind)
+        *kind = (struct st_kind){false, false};
     pthread_rwlock_rdlock(&t->lock);
     struct st_entry *e = lookup(t, user);
     if (e && src) {
@@ -183,6 +194,8 @@ enum st_status st_get_src(struct st_table *t, const char *user, char *ws, size_t
     }
     if (e && e->ws_kind != WS_NONE) {
         s = ST_PRESENT;
+        if (kind)
+            *kind = (struct st_kind){e->flags & F_SUBSCRIBER, e->flags & F_PENDING};
         if (wscap && e->ws_kind == WS_PACKED) {
             char id[WSID_MAX];
             wsid_unpack(e->ws.packed, id, sizeof(id));
@@ -281,7 +294,10 @@ static void clear_ws(struct st_table *t, struct st_entry *e)
     if (e->ws_kind == WS_STRING)
         free(e->ws.str);
     t->present--;
+    if (e->flags & F_SUBSCRIBER)
+        t->subscribers--;
     e->ws_kind = WS_NONE;
+    e->flags = 0;
 }
 
 static void index_ws(struct st_table *t, struct st_entry *e)
@@ -311,10 +327,12 @@ static struct st_entry *entry_for(struct st_table *t, const char *user, const st
     return e;
 }
 
-int st_put(struct st_table *t, const char *user, const char *workspace_id, const struct st_src *src)
+/* Sets user's id (a workspace's or, with F_SUBSCRIBER, a subscriber's). */
+static int put(struct st_table *t, const char *user, const char *workspace_id, uint8_t flags,
+               const struct st_src *src)
 {
     uint8_t packed[16];
-    bool is_packed = wsid_pack(workspace_id, packed);
+    bool is_packed = !(flags & F_SUBSCRIBER) && wsid_pack(workspace_id, packed);
     char *str = is_packed ? NULL : strdup(workspace_id);
     int rc;
     if (!is_packed && !str)
@@ -328,7 +346,10 @@ int st_put(struct st_table *t, const char *user, const char *workspace_id, const
         else
             e->ws.str = str;
         e->ws_kind = is_packed ? WS_PACKED : WS_STRING;
+        e->flags = flags;
         t->present++;
+        if (flags & F_SUBSCRIBER)
+            t->subscribers++;
         index_ws(t, e);
         set_src(t, e, src);
     }
@@ -336,6 +357,17 @@ int st_put(struct st_table *t, const char *user, const char *workspace_id, const
     if (!e)
         free(str);
     return rc;
+}
+
+int st_put(struct st_table *t, const char *user, const char *workspace_id, const struct st_src *src)
+{
+    return put(t, user, workspace_id, 0, src);
+}
+
+int st_put_subscriber(struct st_table *t, const char *user, const char *subscriber_id, bool pending,
+                      const struct st_src *src)
+{
+    return put(t, user, subscriber_id, F_SUBSCRIBER | (pending ? F_PENDING : 0), src);
 }
 
 int st_remove(struct st_table *t, const char *user, const struct st_src *src)
@@ -354,7 +386,15 @@ int st_remove(struct st_table *t, const char *user, const struct st_src *src)
 size_t st_count(struct st_table *t)
 {
     pthread_rwlock_rdlock(&t->lock);
-    size_t n = t->present;
+    size_t n = t->present - t->subscribers;
+    pthread_rwlock_unlock(&t->lock);
+    return n;
+}
+
+size_t st_count_subscribers(struct st_table *t)
+{
+    pthread_rwlock_rdlock(&t->lock);
+    size_t n = t->subscribers;
     pthread_rwlock_unlock(&t->lock);
     return n;
 }

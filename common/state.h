@@ -1,5 +1,6 @@
 /* state: the in-memory state table of SPEC §4: BroadWorks userId -> Webex
- * workspace id plus the event (topic/partition/offset) that last changed it.
+ * workspace id, or subscriber id (SPEC §2b), plus the event
+ * (topic/partition/offset) that last changed it.
  * A removed user keeps a small marker with that source, so a replayed
  * provision that was already undone by a later remove is still recognised.
  * Every change records its source, so a change older than the entry (same
@@ -23,6 +24,13 @@ struct st_src {
 };
 
 enum st_status { ST_ABSENT, ST_PRESENT, ST_REMOVED };
+
+/* What a present entry is: a workspace, or a subscriber (whose
+ * asynchronous provisioning may still be pending). */
+struct st_kind {
+    bool subscriber;
+    bool pending;
+};
 
 struct st_table *st_new(void);
 void st_free(struct st_table *t);
@@ -55,6 +63,15 @@ bool st_older(struct st_table *t, const char *user, const struct st_src *src);
 int st_put(struct st_table *t, const char *user, const char *workspace_id,
            const struct st_src *src);
 
+/* Sets user's subscriber (pending: its provisioning is not final yet), as
+ * st_put does a workspace. */
+int st_put_subscriber(struct st_table *t, const char *user, const char *subscriber_id, bool pending,
+                      const struct st_src *src);
+
+/* As st_get_src (src may be NULL), and what the entry is. */
+enum st_status st_get_kind(struct st_table *t, const char *user, char *id, size_t cap,
+                           struct st_kind *kind, struct st_src *src, char *topic, size_t tcap);
+
 /* Marks user removed (src may have a NULL topic when unknown); returns as
  * st_put. */
 int st_remove(struct st_table *t, const char *user, const struct st_src *src);
@@ -63,7 +80,9 @@ int st_remove(struct st_table *t, const char *user, const struct st_src *src);
  * cap, always terminated) and returns true, or false when no user has it. */
 bool st_holder(struct st_table *t, const char *workspace_id, char *user, size_t cap);
 
-/* Users with a workspace (not counting removal markers). */
+/* Users with a workspace (not counting removal markers or subscribers). */
 size_t st_count(struct st_table *t);
+/* Users with a subscriber. */
+size_t st_count_subscribers(struct st_table *t);
 
 #endif

@@ -50,10 +50,19 @@ struct job {
     int64_t lookup_since_us;    /* waiting for the state table to learn the id */
     char *conflict_msg;         /* a 409 waiting for the id to show up (provision) */
     struct ks_barrier *barrier; /* rename: holds the new userId's turn */
-    bool wire;                  /* a request is on the wire (part_wire) */
-    bool busy;                  /* records on their way (part_busy) */
-    bool replay;                /* not an event: journal entries published again */
-    uint64_t jseq;              /* its journal entry, 0 when none */
+    /* A subscriber event's progress (subscriber.c). */
+    uint8_t sub_step;      /* enum sm_step: the request to send next */
+    bool sub_begun;        /* its first decision is made: replays, ids */
+    bool looked_up;        /* a lookup by userId was made */
+    bool conflict;         /* a provision found its userId taken */
+    bool lookup_new;       /* the lookup is by newUserId (a rename already applied) */
+    int polls;             /* polls sent so far */
+    int step_base;         /* attempts (not waits) before the current request's first */
+    int64_t poll_since_us; /* the answer that started the polls */
+    bool wire;             /* a request is on the wire (part_wire) */
+    bool busy;             /* records on their way (part_busy) */
+    bool replay;           /* not an event: journal entries published again */
+    uint64_t jseq;         /* its journal entry, 0 when none */
     char tracking_id[REQ_TRACKING_MAX];
     atomic_int acks;  /* produced records not yet acknowledged */
     atomic_bool lost; /* a record could not be produced: never commit */
@@ -206,16 +215,18 @@ bool pipe_has_ready(struct app *a);
 
 /* --- outcome.c: results, DLQ and state records (any thread) --- */
 struct outcome {
-    int outcome;     /* enum res_outcome */
-    int http_status; /* -1: none */
-    const char *workspace_id;
+    int outcome;              /* enum res_outcome */
+    int http_status;          /* -1: none */
+    const char *workspace_id; /* the workspace's id, or the subscriber's */
     const char *note;
     int error_kind; /* enum cls_kind */
     const char *error_message;
     /* State change to write (through to the table and to topic.state). */
     bool state_put;
     bool state_remove;
-    const struct resp *resp; /* response workspace, for the state record */
+    const struct resp *resp; /* response workspace or subscriber, for the state record */
+    const char *status;      /* a subscriber's provisioning status */
+    const char *person_id;   /* a subscriber's personId, once provisioned */
 };
 /* Emits the result (and DLQ copy, state records) for j. For a valid job
  * this also ends the key's turn. State changes are journaled first and
@@ -224,6 +235,11 @@ struct outcome {
  * not be lost. j must not be touched afterwards: the delivery reports
  * free it. */
 void outcome_emit(struct app *a, struct job *j, const struct outcome *o);
+/* A subscriber event's answer named a subscriber whose provisioning is not
+ * finished: the table keeps its id now, and the state topic (through the
+ * journal) too, so no id Webex gave is lost while it is polled. The job
+ * goes on (the result comes with its final status). Worker thread. */
+void outcome_note_pending(struct app *a, struct job *j, const char *id, const struct resp *r);
 /* The state loader read a record for user older than the table's entry
  * (a late writer: an instance that had not yet learnt it lost the
  * partition). If this instance owns the partition the entry came from, it

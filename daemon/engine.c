@@ -6,6 +6,7 @@
 #include "app.h"
 
 #include "classify.h"
+#include "mapping.h"
 #include "journal.h"
 #include "ratelimit.h"
 #include "log.h"
@@ -31,7 +32,6 @@
 #define RESP_BODY_MAX (1024 * 1024)
 #define MAX_POLL_MS 200
 #define AUTH_POLL_US 20000
-#define LOOKUP_RECHECK_US 200000 /* state.lookup_wait_ms: how often the table is asked */
 
 struct xfer {
     CURL *easy;
@@ -87,6 +87,12 @@ static uint64_t rnd(struct engine *e)
     return e->rng * 0x2545F4914F6CDD1DULL;
 }
 
+/* What the job's resource needs (mapping.h). */
+static const struct map_ops *map_of(const struct job *j)
+{
+    return j->ev.kind == EV_SUBSCRIBER ? &subscriber_map : &workspace_map;
+}
+
 /* --- the due-time list --- */
 
 static void drop(struct engine *e, struct job *j);
@@ -138,6 +144,32 @@ static void finish_simple(struct engine *e, struct job *j, int outcome, int kind
                         .error_message = msg,
                         .workspace_id = ws};
     finish(e, j, &o);
+}
+
+struct app *eng_app(struct engine *e)
+{
+    return e->a;
+}
+
+uint64_t eng_random(struct engine *e)
+{
+    return rnd(e);
+}
+
+void eng_finish(struct engine *e, struct job *j, const struct outcome *o)
+{
+    finish(e, j, o);
+}
+
+void eng_finish_simple(struct engine *e, struct job *j, int outcome, int kind, const char *note,
+                       const char *msg, const char *id)
+{
+    finish_simple(e, j, outcome, kind, note, msg, id);
+}
+
+void eng_wait_until(struct engine *e, struct job *j, int64_t due_us)
+{
+    wait_until(e, j, due_us);
 }
 
 static void log_auth_failed(const char *why)
@@ -406,7 +438,7 @@ static void set_request_options(struct engine *e, struct xfer *x)
                      strcmp(x->req.method, "POST") != 0 ? x->req.method : NULL);
 }
 
-static int send_request(struct engine *e, struct job *j, const char *ws)
+static int send_request(struct engine *e, struct job *j)
 {
     struct xfer *x = xfer_get(e);
     if (!x)
@@ -416,7 +448,7 @@ static int send_request(struct engine *e, struct job *j, const char *ws)
     x->gated = false;
     x->status = 0;
     x->retry_after[0] = x->webex_tracking[0] = x->errbuf[0] = '\0';
-    if (req_build(&j->ev, ws, &x->req) != 0 ||
+    if (map_of(j)->build(j, &x->req) != 0 ||
         snprintf(x->url, sizeof(x->url), "%s%s", e->a->cfg.webex_base_url, x->req.path) >=
             (int)sizeof(x->url)) {
         xfer_put(e, x);
@@ -439,119 +471,20 @@ static int send_request(struct engine *e, struct job *j, const char *ws)
     return 0;
 }
 
-/* The event names a workspace: it must be the user's own (the table's
- * entry for the user, or no entry and no other user holding it). */
-static bool id_allowed(struct engine *e, struct job *j, enum st_status st, const char *known)
-{
-    const char *id = j->ev.workspace_id;
-    char holder[EV_MAX_USER_ID + 1];
-    const char *why = NULL;
-
-    if (st == ST_PRESENT && strcmp(known, id) != 0)
-        why = "workspaceId does not match the workspace the state table holds for this userId";
-    else if (st != ST_PRESENT && st_holder(e->a->state, id, holder, sizeof(holder)) &&
-             strcmp(holder, j->ev.user_id) != 0)
-        why = "workspaceId belongs to another userId in the state table";
-    if (!why)
-        return true;
-    finish_simple(e, j, RES_REJECTED, KIND_INVALID, NULL, why, NULL);
-    return false;
-}
-
-/* Waits (no request, no slot) for the state table to learn what it does
- * not know yet: another instance's rename, a restarted instance's
- * journal. Returns true while the state.lookup_wait_ms window is open. */
-static bool lookup_wait(struct engine *e, struct job *j)
-{
-    int64_t now = app_now_us(), window = atomic_load(&e->a->lookup_wait_ms) * 1000;
-    if (!j->lookup_since_us)
-        j->lookup_since_us = now;
-    int64_t end = j->lookup_since_us + window;
-    if (now >= end)
-        return false;
-    wait_until(e, j, now + LOOKUP_RECHECK_US < end ? now + LOOKUP_RECHECK_US : end);
-    return true;
-}
-
-/* An update or remove for a user the table has no workspace for. */
-static void no_workspace(struct engine *e, struct job *j)
-{
-    if (lookup_wait(e, j))
-        return;
-    if (j->ev.type == EV_REMOVE)
-        finish_simple(e, j, RES_SUCCEEDED, KIND_NONE, "not_provisioned", NULL, NULL);
-    else
-        finish_simple(e, j, RES_FAILED, KIND_UNKNOWN_WORKSPACE, NULL,
-                      "no workspace is known for this userId", NULL);
-}
-
-/* A provision answered 409 while the table had no workspace for the user:
- * it ends already_provisioned as soon as the table learns the id. */
-static void conflict_recheck(struct engine *e, struct job *j)
-{
-    char ws[EV_MAX_WORKSPACE_ID + 1];
-    if (st_get(e->a->state, j->ev.user_id, ws, sizeof(ws)) == ST_PRESENT) {
-        struct outcome o = {.outcome = RES_SUCCEEDED,
-                            .http_status = 409,
-                            .note = "already_provisioned",
-                            .workspace_id = ws};
-        finish(e, j, &o);
-    } else if (!lookup_wait(e, j)) {
-        struct outcome o = {.outcome = RES_FAILED,
-                            .http_status = 409,
-                            .error_kind = KIND_CONFLICT,
-                            .error_message = j->conflict_msg};
-        finish(e, j, &o);
-    }
-}
-
-/* Decides, before any request, what the state table already answers.
- * Returns true when the job needs a request (its workspace id, if any, is
- * then in j->ws); otherwise the job is finished, dropped or waiting. */
+/* Before each request: nothing may start for a partition being let go;
+ * then the job's mapping decides what the state table already answers. */
 static bool prepare(struct engine *e, struct job *j)
 {
-    struct app *a = e->a;
-    const struct ev_event *ev = &j->ev;
-    struct st_src src = {a->cfg.topic_events, j->partition, j->offset};
-    char ws[EV_MAX_WORKSPACE_ID + 1] = "";
-
-    if (!job_may_start(a, j)) {
+    if (!job_may_start(e->a, j)) {
         drop(e, j);
         return false;
     }
-    if (st_applied(a->state, ev->user_id, &src)) {
-        finish_simple(e, j, RES_SUCCEEDED, KIND_NONE, "replayed", NULL, NULL);
-        return false;
-    }
-    if (ev->type == EV_PROVISION) {
-        if (!j->conflict_msg)
-            return true;
-        conflict_recheck(e, j);
-        return false;
-    }
-    enum st_status st = st_get(a->state, ev->user_id, ws, sizeof(ws));
-    if (ev->workspace_id && !id_allowed(e, j, st, ws))
-        return false;
-    if (ev->workspace_id)
-        snprintf(ws, sizeof(ws), "%s", ev->workspace_id);
-    else if (st != ST_PRESENT)
-        ws[0] = '\0';
-    if (!ws[0]) {
-        no_workspace(e, j);
-        return false;
-    }
-    free(j->ws);
-    j->ws = strdup(ws);
-    if (!j->ws) {
-        finish_simple(e, j, RES_FAILED, KIND_PERMANENT, NULL, "out of memory", NULL);
-        return false;
-    }
-    return true;
+    return map_of(j)->prepare(e, j);
 }
 
 static void send_or_fail(struct engine *e, struct job *j)
 {
-    int rc = send_request(e, j, j->ws ? j->ws : "");
+    int rc = send_request(e, j);
     if (rc == -2 && !j->auth_retried) { /* wait for a token, as after a 401 */
         j->auth_retried = true;
         token_renew(e->a->token, j->auth_gen);
@@ -573,8 +506,8 @@ static void block(struct engine *e, struct job *j)
 
 /* --- completing a request --- */
 
-static void error_message(const struct xfer *x, const struct resp *r, long status, char *out,
-                          size_t cap)
+void eng_answer_message(const struct xfer *x, const struct resp *r, long status, char *out,
+                        size_t cap)
 {
     const char *tid = r->tracking_id ? r->tracking_id : x->webex_tracking;
     if (status == 0)
@@ -585,45 +518,6 @@ static void error_message(const struct xfer *x, const struct resp *r, long statu
         snprintf(out, cap, "%s", r->message);
     else
         snprintf(out, cap, "HTTP %ld%s%s", status, *tid ? ", Webex trackingId " : "", tid);
-}
-
-static void succeed(struct engine *e, struct job *j, long status, const char *note,
-                    const struct resp *r, const char *ws_used)
-{
-    const struct ev_event *ev = &j->ev;
-    char ws[EV_MAX_WORKSPACE_ID + 1] = "";
-    struct outcome o = {
-        .outcome = RES_SUCCEEDED, .http_status = (int)status, .note = note, .resp = r};
-
-    if (ev->type == EV_PROVISION && !note) {
-        if (!r->id || !*r->id) {
-            o.outcome = RES_FAILED;
-            o.error_kind = KIND_PERMANENT;
-            o.error_message = "success response without a workspace id";
-        } else if (wsid_check(r->id, strlen(r->id))) { /* it could never name one path */
-            o.outcome = RES_FAILED;
-            o.error_kind = KIND_PERMANENT;
-            o.error_message = "success response with an unusable workspace id";
-            o.workspace_id = r->id; /* logged: the audit trail keeps it */
-        } else {
-            o.workspace_id = r->id;
-            o.state_put = true;
-        }
-    } else if (ev->type == EV_PROVISION) { /* already_provisioned: keep the known id */
-        if (st_get(e->a->state, ev->user_id, ws, sizeof(ws)) == ST_PRESENT)
-            o.workspace_id = ws;
-    } else if (ev->type == EV_UPDATE) {
-        o.workspace_id = ws_used;
-        o.state_put = true;
-        if (ev->ignored[0]) {
-            snprintf(ws, sizeof(ws), "ignored: %s", ev->ignored);
-            o.note = ws;
-        }
-    } else {
-        o.workspace_id = ws_used;
-        o.state_remove = true;
-    }
-    finish(e, j, &o);
 }
 
 /* Counts a wait that is not an attempt (429, 423, the Retry-After gate)
@@ -708,9 +602,6 @@ static void complete(struct engine *e, struct xfer *x, CURLcode rc)
     }
     struct job *j = x->job;
     long status = 0;
-    struct resp r;
-    char msg[RESP_MSG_MAX + 160];
-    const char *ws = j->ws;
 
     if (rc == CURLE_ABORTED_BY_CALLBACK && x->gated) { /* never sent: wait, uncounted */
         j->attempts--;
@@ -722,39 +613,25 @@ static void complete(struct engine *e, struct xfer *x, CURLcode rc)
     if (rc == CURLE_OK)
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     observe(e, x, status);
-    resp_parse(x->body, x->len, &r);
-    struct cls_input in = {
-        .type = j->ev.type,
-        .status = status,
-        .attempts = j->attempts - j->waits,
-        .max_attempts = (int)atomic_load(&e->a->max_attempts),
-        .auth_retried = j->auth_retried,
-        .have_state = status == 409 && st_get(e->a->state, j->ev.user_id, NULL, 0) == ST_PRESENT,
-    };
-    struct cls_verdict v = cls_classify(&in);
-    switch (v.action) {
-    case CLS_SUCCEEDED:
-        succeed(e, j, status, v.note, &r, ws);
+    map_of(j)->complete(e, x, j, status, x->body, x->len);
+}
+
+void eng_verdict(struct engine *e, struct xfer *x, struct job *j, long status, const struct resp *r,
+                 const struct cls_verdict *v)
+{
+    char msg[RESP_MSG_MAX + 160];
+    switch (v->action) {
+    case CLS_SUCCEEDED: /* the mapping's own */
         break;
     case CLS_FAILED: {
-        if (v.kind == KIND_AUTH) {
+        if (v->kind == KIND_AUTH)
             log_auth_failed("Webex rejected the renewed access token (401)");
-            health_auth_failed(e->a, "Webex refused the renewed access token (401)");
-        }
-        error_message(x, &r, status, msg, sizeof(msg));
-        /* 409 and no id known: the id may still be on its way (another
-         * instance's journal, a record not yet read); wait for it. */
-        if (v.kind == KIND_CONFLICT && atomic_load(&e->a->lookup_wait_ms) > 0 &&
-            (j->conflict_msg = strdup(msg))) {
-            j->lookup_since_us = 0;
-            conflict_recheck(e, j);
-            break;
-        }
+        eng_answer_message(x, r, status, msg, sizeof(msg));
         struct outcome o = {.outcome = RES_FAILED,
                             .http_status = status ? (int)status : -1,
-                            .error_kind = v.kind,
+                            .error_kind = v->kind,
                             .error_message = msg,
-                            .workspace_id = ws};
+                            .workspace_id = j->ws};
         finish(e, j, &o);
         break;
     }
@@ -772,7 +649,6 @@ static void complete(struct engine *e, struct xfer *x, CURLcode rc)
         e->auth_wait = j;
         break;
     }
-    resp_clear(&r);
 }
 
 static void reap(struct engine *e)

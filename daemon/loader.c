@@ -91,7 +91,7 @@ static void apply_record(struct app *a, const rd_kafka_message_t *m, const char 
                  user, a->cfg.topic_state, m->partition, m->offset);
         return;
     }
-    if (in.other_kind) /* a subscriber's, say: not this table's */
+    if (in.other_kind) /* a kind this version does not know: not this table's */
         return;
     struct st_src src = {in.source.topic, in.source.partition, in.source.offset};
     if (in.removed) {
@@ -101,11 +101,16 @@ static void apply_record(struct app *a, const rd_kafka_message_t *m, const char 
     const char *bad =
         in.workspace_id ? wsid_check(in.workspace_id, strlen(in.workspace_id)) : "is missing";
     if (bad) {
-        log_warn("state record for %s at %s/%" PRId32 "/%" PRId64 ": workspaceId %s; ignored", user,
-                 a->cfg.topic_state, m->partition, m->offset, bad);
+        log_warn("state record for %s at %s/%" PRId32 "/%" PRId64 ": %s %s; ignored", user,
+                 a->cfg.topic_state, m->partition, m->offset,
+                 in.subscriber ? "subscriberId" : "workspaceId", bad);
         return;
     }
-    table_write(a, st_put(a->state, user, in.workspace_id, &src), user, m);
+    if (in.subscriber)
+        table_write(a, st_put_subscriber(a->state, user, in.workspace_id, in.pending, &src), user,
+                    m);
+    else
+        table_write(a, st_put(a->state, user, in.workspace_id, &src), user, m);
 }
 
 static void apply(struct app *a, const rd_kafka_message_t *m)

@@ -95,11 +95,15 @@ static struct rec result_rec(struct app *a, struct job *j, const struct outcome 
     const char *user = j->ev.user_id;
     struct res_record r = {
         .event_id = j->ev.event_id,
-        .type = ev_type_name(j->ev.type),
+        .type = ev_type_name(j->ev.kind, j->ev.type),
         .user_id = user,
         .outcome = (enum res_outcome)o->outcome,
         .http_status = o->http_status,
         .workspace_id = o->workspace_id,
+        .subscriber = j->ev.kind == EV_SUBSCRIBER,
+        .subscriber_id = o->workspace_id,
+        .status = o->status,
+        .person_id = o->person_id,
         .tracking_id = j->valid ? j->tracking_id : NULL,
         .attempts = j->attempts,
         .note = o->note,
@@ -146,8 +150,10 @@ static struct rec state_marker(struct app *a, struct job *j, char *user, const c
 {
     struct res_state s = {
         .removed = true,
+        .subscriber = j->ev.kind == EV_SUBSCRIBER,
         .renamed_to = renamed_to,
         .workspace_id = ws,
+        .subscriber_id = ws,
         .user_id = user,
         .event_id = j->ev.event_id,
         .source = {a->cfg.topic_events, j->partition, j->offset},
@@ -159,11 +165,22 @@ static struct rec state_marker(struct app *a, struct job *j, char *user, const c
 }
 
 static struct rec state_record(struct app *a, struct job *j, char *user, const char *ws,
-                               const struct resp *rs)
+                               const struct resp *rs, const char *status)
 {
     const struct ev_event *ev = &j->ev;
     struct res_state s = {
+        .subscriber = ev->kind == EV_SUBSCRIBER,
         .workspace_id = ws,
+        .subscriber_id = ws,
+        .first_name = ev->first_name,
+        .last_name = ev->last_name,
+        .package = ev->package,
+        .mobile = ev->mobile,
+        .email = ev->email,
+        .language = ev->language,
+        .timezone = ev->timezone,
+        .status = status,
+        .person_id = rs ? rs->person_id : NULL,
         .user_id = user,
         .sp_enterprise_id =
             rs && rs->sp_enterprise_id ? rs->sp_enterprise_id : ev->sp_enterprise_id,
@@ -206,8 +223,11 @@ static int state_change(struct app *a, struct job *j, const struct outcome *o, s
             table_write(st_remove(a->state, ev->user_id, &src), ev->user_id);
             out[n++] = state_marker(a, j, ev->user_id, o->workspace_id, user);
         }
-        table_write(st_put(a->state, user, o->workspace_id, &src), user);
-        out[n++] = state_record(a, j, user, o->workspace_id, o->resp);
+        if (ev->kind == EV_SUBSCRIBER)
+            table_write(st_put_subscriber(a->state, user, o->workspace_id, false, &src), user);
+        else
+            table_write(st_put(a->state, user, o->workspace_id, &src), user);
+        out[n++] = state_record(a, j, user, o->workspace_id, o->resp, o->status);
     }
     return n;
 }
@@ -222,7 +242,7 @@ static void log_it(struct app *a, const struct job *j, const struct outcome *o)
     struct log_outcome l = {
         .level = level,
         .event_id = j->ev.event_id,
-        .event_type = ev_type_name(j->ev.type),
+        .event_type = ev_type_name(j->ev.kind, j->ev.type),
         .user_id = j->ev.user_id,
         .outcome = res_outcome_name((enum res_outcome)o->outcome),
         .http_status = o->http_status,
@@ -231,7 +251,8 @@ static void log_it(struct app *a, const struct job *j, const struct outcome *o)
         .topic = a->cfg.topic_events,
         .partition = j->partition,
         .offset = j->offset,
-        .workspace_id = o->workspace_id,
+        .workspace_id = j->ev.kind == EV_SUBSCRIBER ? NULL : o->workspace_id,
+        .subscriber_id = j->ev.kind == EV_SUBSCRIBER ? o->workspace_id : NULL,
         .detail = o->note ? o->note : o->error_message,
     };
     log_outcome(&l);
@@ -244,7 +265,7 @@ static void count(struct app *a, const struct job *j, const struct outcome *o)
                                                   : &a->n_rejected;
     atomic_fetch_add(c, 1);
     atomic_fetch_add(&a->n_done_total, 1);
-    mx_event(a->mx, j->ev.type, o->outcome, o->error_kind);
+    mx_event(a->mx, ev_code(j->ev.kind, j->ev.type), o->outcome, o->error_kind);
 }
 
 static void send_one(struct app *a, struct job *j, struct rec *r)
@@ -369,6 +390,51 @@ void outcome_emit(struct app *a, struct job *j, const struct outcome *o)
         send_all(a, j, recs, n);
 }
 
+/* --- a subscriber still being provisioned --- */
+
+void outcome_note_pending(struct app *a, struct job *j, const char *id, const struct resp *r)
+{
+    struct st_src src = {a->cfg.topic_events, j->partition, j->offset};
+    char *user = j->ev.user_id;
+    int rc = st_put_subscriber(a->state, user, id, true, &src);
+    table_write(rc, user);
+    if (rc != 0)
+        return; /* the table has something newer, or no memory: nothing to add */
+    /* Not the event's own records (those end it): a carrier, freed when
+     * Kafka has its one record; the journal keeps it until then. */
+    struct job *c = calloc(1, sizeof(*c));
+    char *key = strdup(user);
+    if (!c || !key) {
+        log_err("out of memory recording subscriber %s of %s; a lookup finds it again", id, user);
+        free(c);
+        free(key);
+        return;
+    }
+    c->replay = true;
+    c->key = key;
+    c->keylen = strlen(key);
+    c->partition = j->partition;
+    c->offset = j->offset;
+    c->ev.kind = EV_SUBSCRIBER;
+    c->ev.event_id = j->ev.event_id; /* borrowed while the record is built */
+    c->ev.provisioning_id = j->ev.provisioning_id;
+    c->ev.sp_enterprise_id = j->ev.sp_enterprise_id;
+    c->ev.phone = j->ev.phone;
+    c->ev.extension = j->ev.extension;
+    c->ev.first_name = j->ev.first_name;
+    c->ev.last_name = j->ev.last_name;
+    c->ev.package = j->ev.package;
+    c->ev.mobile = j->ev.mobile;
+    c->ev.email = j->ev.email;
+    c->ev.language = j->ev.language;
+    c->ev.timezone = j->ev.timezone;
+    struct rec rec = state_record(a, c, key, id, r, r && r->status ? r->status : "provisioning");
+    c->ev = (struct ev_event){0}; /* nothing of j's is kept */
+    log_notice("subscriber %s of %s is being provisioned; its id is kept while it is polled", id,
+               user);
+    journal_then_send(a, c, &rec, 1, 0);
+}
+
 /* --- a late writer's record --- */
 
 void outcome_reassert(struct app *a, const char *user)
@@ -450,6 +516,8 @@ static void replay_entry(void *arg, uint64_t seq, const struct jf_rec *recs, int
         struct st_src src = {in.source.topic, in.source.partition, in.source.offset};
         if (in.removed)
             table_write(st_remove(a->state, user, &src), user);
+        else if (in.workspace_id && in.subscriber)
+            table_write(st_put_subscriber(a->state, user, in.workspace_id, in.pending, &src), user);
         else if (in.workspace_id)
             table_write(st_put(a->state, user, in.workspace_id, &src), user);
         keep[k++] = i;

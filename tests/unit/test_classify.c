@@ -109,8 +109,10 @@ static void test_kind_names(void)
     CHECK_EQ_STR(cls_kind_name(KIND_CONFLICT), "conflict");
     CHECK_EQ_STR(cls_kind_name(KIND_UNKNOWN_WORKSPACE), "unknown_workspace");
     CHECK_EQ_STR(cls_kind_name(KIND_INVALID), "invalid");
+    CHECK_EQ_STR(cls_kind_name(KIND_PROVISIONING), "provisioning");
+    CHECK_EQ_STR(cls_kind_name(KIND_TIMEOUT), "timeout");
     CHECK_NULL(cls_kind_name(KIND_NONE));
-    CHECK_NULL(cls_kind_name((enum cls_kind)(KIND_INVALID + 1)));
+    CHECK_NULL(cls_kind_name((enum cls_kind)KIND_COUNT));
 }
 
 static uint64_t splitmix(uint64_t *s)

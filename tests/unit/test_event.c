@@ -69,10 +69,18 @@ static void test_spec_example(void)
     CHECK_NULL(ev.workspace_id);
     ev_clear(&ev);
 
-    CHECK_EQ_STR(ev_type_name(EV_PROVISION), "workspace.provision");
-    CHECK_EQ_STR(ev_type_name(EV_UPDATE), "workspace.update");
-    CHECK_EQ_STR(ev_type_name(EV_REMOVE), "workspace.remove");
-    CHECK_NULL(ev_type_name(EV_NONE));
+    CHECK_EQ_STR(ev_type_name(EV_WORKSPACE, EV_PROVISION), "workspace.provision");
+    CHECK_EQ_STR(ev_type_name(EV_WORKSPACE, EV_UPDATE), "workspace.update");
+    CHECK_EQ_STR(ev_type_name(EV_WORKSPACE, EV_REMOVE), "workspace.remove");
+    CHECK_EQ_STR(ev_type_name(EV_SUBSCRIBER, EV_PROVISION), "subscriber.provision");
+    CHECK_EQ_STR(ev_type_name(EV_SUBSCRIBER, EV_UPDATE), "subscriber.update");
+    CHECK_EQ_STR(ev_type_name(EV_SUBSCRIBER, EV_REMOVE), "subscriber.remove");
+    CHECK_NULL(ev_type_name(EV_WORKSPACE, EV_NONE));
+    CHECK_NULL(ev_type_name(EV_SUBSCRIBER, EV_NONE));
+    for (int code = 1; code < EV_CODES; code++)
+        CHECK(ev_code_name(code) != NULL);
+    CHECK_NULL(ev_code_name(0));
+    CHECK_NULL(ev_code_name(EV_CODES));
 }
 
 static void test_update_remove(void)
@@ -599,9 +607,151 @@ static void test_depth(void)
     }
 }
 
+#define SUB_EXAMPLE                                                                                \
+    "{\"eventId\":\"0c9e\",\"type\":\"subscriber.provision\","                                     \
+    "\"occurredAt\":\"2026-11-26T10:00:00Z\",\"subscriber\":{"                                     \
+    "\"provisioningId\":\"prov\",\"userId\":\"95547322@sp.com\","                                  \
+    "\"spEnterpriseId\":\"Reseller1+acme\",\"firstName\":\"John\",\"lastName\":\"Andersen\","      \
+    "\"package\":\"basic\",\"primaryPhoneNumber\":\"+1-240-555-1213\","                            \
+    "\"mobilePhoneNumber\":\"+1-240-555-9999\",\"extension\":\"51213\","                           \
+    "\"email\":\"john@acme.example\",\"language\":\"en\",\"timezone\":\"America/Chicago\"},"       \
+    "\"subscriberId\":\"ignored on a provision\"}"
+#define SUSER "95547322@sp.com"
+
+/* SPEC §2b: the subscriber events. */
+static void test_subscribers(void)
+{
+    struct ev_event ev;
+    char why[256];
+
+    CHECK_EQ_INT(parse(SUSER, SUB_EXAMPLE, &ev, why, sizeof(why)), 0);
+    CHECK_EQ_STR(why, "");
+    CHECK_EQ_INT(ev.kind, EV_SUBSCRIBER);
+    CHECK_EQ_INT(ev.type, EV_PROVISION);
+    CHECK_EQ_STR(ev.user_id, SUSER);
+    CHECK_EQ_STR(ev.provisioning_id, "prov");
+    CHECK_EQ_STR(ev.sp_enterprise_id, "Reseller1+acme");
+    CHECK_EQ_STR(ev.first_name, "John");
+    CHECK_EQ_STR(ev.last_name, "Andersen");
+    CHECK_EQ_STR(ev.package, "basic");
+    CHECK_EQ_STR(ev.phone, "+1-240-555-1213");
+    CHECK_EQ_STR(ev.mobile, "+1-240-555-9999");
+    CHECK_EQ_STR(ev.extension, "51213");
+    CHECK_EQ_STR(ev.email, "john@acme.example");
+    CHECK_EQ_STR(ev.language, "en");
+    CHECK_EQ_STR(ev.timezone, "America/Chicago");
+    CHECK_NULL(ev.subscriber_id); /* a provision has no id yet */
+    CHECK_NULL(ev.display_name);
+    ev_clear(&ev);
+
+    /* A provision's empty optional strings are absent. */
+    const char *empty = "{\"eventId\":\"e\",\"type\":\"subscriber.provision\",\"subscriber\":{"
+                        "\"provisioningId\":\"p\",\"userId\":\"u\",\"spEnterpriseId\":\"s\","
+                        "\"firstName\":\"f\",\"lastName\":\"l\",\"package\":\"premium\","
+                        "\"mobilePhoneNumber\":\"\",\"email\":\"\",\"timezone\":null}}";
+    CHECK_EQ_INT(parse("u", empty, &ev, why, sizeof(why)), 0);
+    CHECK_NULL(ev.mobile);
+    CHECK_NULL(ev.email);
+    CHECK_NULL(ev.timezone);
+    ev_clear(&ev);
+
+    /* An update: a rename, a cleared mobile number, the fields PUT cannot
+     * change named; the id from the event. */
+    const char *upd = "{\"eventId\":\"e2\",\"type\":\"subscriber.update\",\"subscriber\":{"
+                      "\"userId\":\"u\",\"newUserId\":\"n\",\"mobilePhoneNumber\":\"\","
+                      "\"package\":\"standard\",\"email\":\"x@y\",\"spEnterpriseId\":\"s\"},"
+                      "\"subscriberId\":\"Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvMQ\"}";
+    CHECK_EQ_INT(parse("u", upd, &ev, why, sizeof(why)), 0);
+    CHECK_EQ_INT(ev.kind, EV_SUBSCRIBER);
+    CHECK_EQ_INT(ev.type, EV_UPDATE);
+    CHECK_EQ_STR(ev.new_user_id, "n");
+    CHECK_EQ_STR(ev.mobile, "");
+    CHECK_EQ_STR(ev.package, "standard");
+    CHECK_EQ_STR(ev.subscriber_id, "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvMQ");
+    CHECK_NULL(ev.workspace_id);
+    CHECK_EQ_STR(ev.ignored, "spEnterpriseId,email");
+    ev_clear(&ev);
+
+    const char *rm = "{\"eventId\":\"e3\",\"type\":\"subscriber.remove\",\"subscriber\":{"
+                     "\"userId\":\"u\"}}";
+    CHECK_EQ_INT(parse("u", rm, &ev, why, sizeof(why)), 0);
+    CHECK_EQ_INT(ev.type, EV_REMOVE);
+    CHECK_NULL(ev.subscriber_id);
+    ev_clear(&ev);
+
+#define S_HEAD "{\"eventId\":\"e1\",\"type\":\"subscriber.provision\","
+#define S_SUB "\"provisioningId\":\"p\",\"userId\":\"u\",\"spEnterpriseId\":\"s\""
+    static const struct reject_case cases[] = {
+        {"u",
+         S_HEAD "\"workspace\":{" S_SUB ",\"firstName\":\"f\",\"lastName\":\"l\","
+                "\"package\":\"basic\"}}",
+         "subscriber"},
+        {"u", S_HEAD "\"subscriber\":{" S_SUB ",\"lastName\":\"l\",\"package\":\"basic\"}}",
+         "subscriber.firstName"},
+        {"u", S_HEAD "\"subscriber\":{" S_SUB ",\"firstName\":\"f\",\"package\":\"basic\"}}",
+         "subscriber.lastName"},
+        {"u", S_HEAD "\"subscriber\":{" S_SUB ",\"firstName\":\"f\",\"lastName\":\"l\"}}",
+         "subscriber.package"},
+        {"u",
+         S_HEAD "\"subscriber\":{" S_SUB ",\"firstName\":\"f\",\"lastName\":\"l\","
+                "\"package\":\"gold\"}}",
+         "softphone, basic, standard or premium"},
+        {"u",
+         S_HEAD "\"subscriber\":{\"userId\":\"u\",\"spEnterpriseId\":\"s\","
+                "\"firstName\":\"f\",\"lastName\":\"l\",\"package\":\"basic\"}}",
+         "subscriber.provisioningId"},
+        {"u",
+         S_HEAD "\"subscriber\":{" S_SUB ",\"firstName\":\"\",\"lastName\":\"l\","
+                "\"package\":\"basic\"}}",
+         "subscriber.firstName must not be empty"},
+        {"u",
+         S_HEAD "\"subscriber\":{" S_SUB ",\"firstName\":1,\"lastName\":\"l\","
+                "\"package\":\"basic\"}}",
+         "subscriber.firstName must be a string"},
+        {"x",
+         S_HEAD "\"subscriber\":{" S_SUB ",\"firstName\":\"f\",\"lastName\":\"l\","
+                "\"package\":\"basic\"}}",
+         "key does not match subscriber.userId"},
+        {NULL,
+         S_HEAD "\"subscriber\":{" S_SUB ",\"firstName\":\"f\",\"lastName\":\"l\","
+                "\"package\":\"basic\"}}",
+         "null key (the key must be subscriber.userId)"},
+        {"u",
+         "{\"eventId\":\"e\",\"type\":\"subscriber.update\",\"subscriber\":{"
+         "\"userId\":\"u\",\"lastName\":\"\"}}",
+         "subscriber.lastName must not be empty"},
+        {"u",
+         "{\"eventId\":\"e\",\"type\":\"subscriber.update\",\"subscriber\":{"
+         "\"userId\":\"u\",\"newUserId\":\"\"}}",
+         "subscriber.newUserId"},
+        {"u",
+         "{\"eventId\":\"e\",\"type\":\"subscriber.update\",\"subscriber\":{"
+         "\"userId\":\"u\",\"package\":\"\"}}",
+         "softphone, basic, standard or premium"},
+        {"u",
+         "{\"eventId\":\"e\",\"type\":\"subscriber.remove\",\"subscriber\":{"
+         "\"userId\":\"u\"},\"subscriberId\":\"..\"}",
+         "subscriberId"},
+        {"u",
+         "{\"eventId\":\"e\",\"type\":\"subscriber.remove\",\"subscriber\":{"
+         "\"userId\":\"u\"},\"subscriberId\":\"a/b\"}",
+         "subscriberId"},
+        {"u",
+         "{\"eventId\":\"e\",\"type\":\"subscriber.remove\",\"subscriber\":{"
+         "\"userId\":\"u\"},\"subscriberId\":\"\"}",
+         "subscriberId"},
+        {"u",
+         "{\"eventId\":\"e\",\"type\":\"subscriber.delete\",\"subscriber\":{"
+         "\"userId\":\"u\"}}",
+         "unknown event type"},
+    };
+    run_rejects(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
 int main(void)
 {
     test_spec_example();
+    test_subscribers();
     test_update_remove();
     test_rejects();
     test_bounds();

@@ -336,9 +336,103 @@ static void test_tracking(void)
     CHECK(!bad);
 }
 
+/* SPEC §2b: the subscriber requests, and the two reads. */
+static void test_subscribers(void)
+{
+    struct ev_event ev;
+    struct req r;
+
+    must_parse("u1",
+               "{\"eventId\":\"e1\",\"type\":\"subscriber.provision\",\"subscriber\":{"
+               "\"provisioningId\":\"P\",\"userId\":\"u1\",\"spEnterpriseId\":\"S\","
+               "\"firstName\":\"John\",\"lastName\":\"Andersen\",\"package\":\"basic\","
+               "\"mobilePhoneNumber\":\"+1-9\",\"email\":\"j@a\",\"language\":\"en\","
+               "\"timezone\":\"America/Chicago\",\"colour\":\"red\"}}",
+               &ev);
+    CHECK_EQ_INT(req_build(&ev, NULL, &r), 0);
+    CHECK_EQ_STR(r.method, "POST");
+    CHECK_EQ_STR(r.path, "/broadworks/subscribers");
+    json_object *o = body_of(&r, 10);
+    CHECK_JSTR(o, "provisioningId", "P");
+    CHECK_JSTR(o, "userId", "u1");
+    CHECK_JSTR(o, "spEnterpriseId", "S");
+    CHECK_JSTR(o, "firstName", "John");
+    CHECK_JSTR(o, "lastName", "Andersen");
+    CHECK_JSTR(o, "package", "basic");
+    CHECK_JSTR(o, "mobilePhoneNumber", "+1-9");
+    CHECK_JSTR(o, "email", "j@a");
+    CHECK_JSTR(o, "language", "en");
+    CHECK_JSTR(o, "timezone", "America/Chicago");
+    CHECK_JLACKS(o, "colour");
+    CHECK_JLACKS(o, "primaryPhoneNumber");
+    json_object_put(o);
+    req_clear(&r);
+    ev_clear(&ev);
+
+    /* PUT: only what it can change; a rename sends the new userId; "" is
+     * sent as "" (it clears the field); email and language are not sent. */
+    must_parse("u1",
+               "{\"eventId\":\"e2\",\"type\":\"subscriber.update\",\"subscriber\":{"
+               "\"userId\":\"u1\",\"newUserId\":\"u2\",\"extension\":\"\","
+               "\"package\":\"premium\",\"email\":\"j@a\",\"language\":\"fr\"}}",
+               &ev);
+    CHECK_EQ_INT(req_build(&ev, "SUB1", &r), 0);
+    CHECK_EQ_STR(r.method, "PUT");
+    CHECK_EQ_STR(r.path, "/broadworks/subscribers/SUB1");
+    o = body_of(&r, 3);
+    CHECK_JSTR(o, "userId", "u2");
+    CHECK_JSTR(o, "extension", "");
+    CHECK_JSTR(o, "package", "premium");
+    CHECK_JLACKS(o, "email");
+    json_object_put(o);
+    req_clear(&r);
+    CHECK_EQ_INT(req_build(&ev, NULL, &r), -1); /* no id, no request */
+    CHECK_EQ_INT(req_build(&ev, "..", &r), -1);
+    CHECK_EQ_INT(req_build(&ev, "a/b", &r), -1);
+    ev_clear(&ev);
+
+    must_parse("u1",
+               "{\"eventId\":\"e3\",\"type\":\"subscriber.remove\",\"subscriber\":{"
+               "\"userId\":\"u1\"}}",
+               &ev);
+    CHECK_EQ_INT(req_build(&ev, "S 1", &r), 0);
+    CHECK_EQ_STR(r.method, "DELETE");
+    CHECK_EQ_STR(r.path, "/broadworks/subscribers/S%201");
+    CHECK_NULL(r.body);
+    req_clear(&r);
+    ev_clear(&ev);
+
+    CHECK_EQ_INT(req_build_poll("Y2lz", &r), 0);
+    CHECK_EQ_STR(r.method, "GET");
+    CHECK_EQ_STR(r.path, "/broadworks/subscribers/Y2lz");
+    CHECK_NULL(r.body);
+    CHECK_EQ_INT(req_build_poll("..", &r), -1);
+    CHECK_EQ_INT(req_build_poll(NULL, &r), -1);
+
+    /* The lookup's query values are percent-encoded: no '&', '=' or '#'
+     * of a userId can add a parameter. */
+    CHECK_EQ_INT(req_build_lookup("95547321@sp.com", "Reseller1+acme", &r), 0);
+    CHECK_EQ_STR(r.method, "GET");
+    CHECK_EQ_STR(r.path, "/broadworks/subscribers?userId=95547321%40sp.com"
+                         "&spEnterpriseId=Reseller1%2Bacme&max=100");
+    CHECK_EQ_INT(req_build_lookup("a&max=1#x", NULL, &r), 0);
+    CHECK_EQ_STR(r.path, "/broadworks/subscribers?userId=a%26max%3D1%23x&max=100");
+    CHECK_EQ_INT(req_build_lookup("", NULL, &r), -1);
+    char big[EV_MAX_USER_ID + 1];
+    memset(big, '%', EV_MAX_USER_ID);
+    big[EV_MAX_USER_ID] = '\0';
+    char bigsp[EV_MAX_ENTERPRISE_ID + 1];
+    memset(bigsp, '/', EV_MAX_ENTERPRISE_ID);
+    bigsp[EV_MAX_ENTERPRISE_ID] = '\0';
+    CHECK_EQ_INT(req_build_lookup(big, bigsp, &r), 0); /* the largest still fits */
+    CHECK_EQ_INT(strlen(r.path), strlen("/broadworks/subscribers?userId=&spEnterpriseId=&max=100") +
+                                     3 * (EV_MAX_USER_ID + EV_MAX_ENTERPRISE_ID));
+}
+
 int main(void)
 {
     test_provision();
+    test_subscribers();
     test_update();
     test_remove();
     test_escape();

@@ -15,7 +15,8 @@ static int parse(const char *body, struct resp *r)
 static bool all_null(const struct resp *r)
 {
     return !r->id && !r->user_id && !r->sp_enterprise_id && !r->provisioning_id &&
-           !r->display_name && !r->phone && !r->extension && !r->message && !r->tracking_id;
+           !r->display_name && !r->phone && !r->extension && !r->message && !r->tracking_id &&
+           !r->status && !r->person_id && !r->errors && !r->error_code;
 }
 
 /* Whether s is well-formed UTF-8 (RFC 3629). */
@@ -121,7 +122,6 @@ static void test_errors(void)
         "{\"errors\":{}}",
         "{\"errors\":\"oops\"}",
         "{\"errors\":[\"a string\"]}",
-        "{\"errors\":[{\"errorCode\":1}]}",
         "{\"errors\":[{\"description\":7}]}",
         "{\"errors\":[null]}",
         "{}",
@@ -285,8 +285,72 @@ static void test_truncation(void)
     free(h);
 }
 
+/* Cisco's OpenAPI examples for subscribers: a 200 with a status, an
+ * error state with errors[], and a list. */
+static void test_subscribers(void)
+{
+    struct resp r;
+    CHECK_EQ_INT(parse("{\"id\":\"Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvNjk3MGU2YmI\","
+                       "\"userId\":\"95547321@sp.com\",\"status\":\"provisioning\","
+                       "\"created\":\"2019-10-18T14:26:16.000Z\"}",
+                       &r),
+                 0);
+    CHECK_EQ_STR(r.id, "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvNjk3MGU2YmI");
+    CHECK_EQ_STR(r.status, "provisioning");
+    CHECK_NULL(r.person_id);
+    CHECK_NULL(r.errors);
+    CHECK_EQ_INT(r.error_code, 0);
+    resp_clear(&r);
+
+    CHECK_EQ_INT(parse("{\"id\":\"S\",\"status\":\"error\",\"errors\":[{\"errorCode\":10022,"
+                       "\"description\":\"The BroadWorks UserID is already associated\"},"
+                       "{\"errorCode\":7,\"description\":\"second\"},3,{\"description\":\"x\"}]}",
+                       &r),
+                 0);
+    CHECK_EQ_STR(r.status, "error");
+    CHECK_EQ_INT(r.error_code, 10022);
+    CHECK_EQ_STR(r.errors, "10022: The BroadWorks UserID is already associated; 7: second; x");
+    CHECK_EQ_STR(r.message, "The BroadWorks UserID is already associated"); /* the fallback */
+    resp_clear(&r);
+
+    CHECK_EQ_INT(parse("{\"errors\":[{\"errorCode\":1}]}", &r), 0);
+    CHECK_EQ_STR(r.errors, "1");
+    CHECK_EQ_INT(r.error_code, 1);
+    CHECK_NULL(r.message); /* no description to stand in for one */
+    resp_clear(&r);
+
+    /* errors[] never overflows: entries that do not fit whole are left out */
+    char big[8192];
+    size_t n = (size_t)snprintf(big, sizeof(big), "{\"errors\":[");
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(big + n, sizeof(big) - n,
+                              "%s{\"errorCode\":%d,\"description\":\"%s\"}", i ? "," : "", i + 1,
+                              "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9");
+    snprintf(big + n, sizeof(big) - n, "]}");
+    CHECK_EQ_INT(parse(big, &r), 0);
+    CHECK(r.errors && strlen(r.errors) <= RESP_MSG_MAX && utf8_ok(r.errors));
+    resp_clear(&r);
+
+    const char *list = "{\"items\":[{\"id\":\"A\",\"userId\":\"other\",\"status\":\"provisioned\"},"
+                       "{\"id\":\"B\",\"userId\":\"u1\",\"status\":\"error\"},"
+                       "{\"id\":\"C\",\"userId\":\"u1\",\"status\":\"provisioned\","
+                       "\"personId\":\"P\"},7]}";
+    CHECK_EQ_INT(resp_parse_list(list, strlen(list), "u1", &r), 2);
+    CHECK_EQ_STR(r.id, "C"); /* the one not in error */
+    CHECK_EQ_STR(r.person_id, "P");
+    resp_clear(&r);
+    CHECK_EQ_INT(resp_parse_list(list, strlen(list), "nobody", &r), 0);
+    CHECK(all_null(&r));
+    CHECK_EQ_INT(resp_parse_list("{\"items\":[]}", 12, "u1", &r), 0);
+    CHECK_EQ_INT(resp_parse_list("{\"id\":\"x\"}", 10, "u1", &r), -1);
+    CHECK_EQ_INT(resp_parse_list("[1]", 3, "u1", &r), -1);
+    CHECK_EQ_INT(resp_parse_list(NULL, 0, "u1", &r), -1);
+    CHECK(all_null(&r));
+}
+
 int main(void)
 {
+    test_subscribers();
     test_seed_200();
     test_errors();
     test_not_objects();

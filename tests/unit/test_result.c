@@ -452,9 +452,24 @@ static void test_state_parse(void)
     CHECK_NULL(in.source.topic);
     CHECK_EQ_INT(in.source.offset, -1);
 
-    const char *sub = "{\"kind\":\"subscriber\",\"subscriberId\":\"S\"}";
+    /* A subscriber's record (SPEC §2b): its id, and whether its
+     * provisioning is still pending. */
+    const char *sub =
+        "{\"kind\":\"subscriber\",\"subscriberId\":\"S\",\"status\":\"provisioning\"}";
     CHECK_EQ_INT(res_state_parse(sub, strlen(sub), &in), 0);
-    CHECK(in.other_kind);
+    CHECK(in.subscriber && in.pending && !in.other_kind);
+    CHECK_EQ_STR(in.workspace_id, "S");
+    const char *subdone = "{\"kind\":\"subscriber\",\"subscriberId\":\"S\","
+                          "\"status\":\"pending_email_input\"}";
+    CHECK_EQ_INT(res_state_parse(subdone, strlen(subdone), &in), 0);
+    CHECK(in.subscriber && !in.pending);
+    const char *subgone = "{\"kind\":\"subscriber\",\"removed\":true,\"subscriberId\":\"S\","
+                          "\"status\":\"provisioning\"}";
+    CHECK_EQ_INT(res_state_parse(subgone, strlen(subgone), &in), 0);
+    CHECK(in.subscriber && in.removed && !in.pending);
+    const char *future = "{\"kind\":\"device\",\"deviceId\":\"D\"}";
+    CHECK_EQ_INT(res_state_parse(future, strlen(future), &in), 0);
+    CHECK(in.other_kind && !in.subscriber);
     const char *odd = "{\"kind\":7,\"workspaceId\":5,\"removed\":\"yes\","
                       "\"source\":{\"topic\":\"t\",\"partition\":\"3\",\"offset\":1}}";
     CHECK_EQ_INT(res_state_parse(odd, strlen(odd), &in), 0);
@@ -472,8 +487,103 @@ static void test_state_parse(void)
         CHECK_EQ_INT(res_state_parse(bad[i], strlen(bad[i]), &in), -1);
 }
 
+/* SPEC §6: a subscriber event's result carries subscriberId, status and
+ * personId instead of workspaceId; its state record (SPEC §4) says
+ * "kind": "subscriber". */
+static void test_subscriber(void)
+{
+    struct res_record r = {
+        .event_id = "e9",
+        .type = "subscriber.provision",
+        .user_id = "u",
+        .outcome = RES_SUCCEEDED,
+        .http_status = 200,
+        .subscriber = true,
+        .subscriber_id = "SUB",
+        .status = "provisioned",
+        .person_id = "PERSON",
+        .workspace_id = "never written for a subscriber",
+        .attempts = 3,
+        .source = {"t", 0, 1},
+        .completed_ms = T0,
+    };
+    size_t len = 0;
+    char *txt = res_to_json(&r, &len);
+    json_object *o = txt ? ju_parse(txt, len) : NULL;
+    if (CHECK_NOT_NULL(o)) {
+        CHECK_JSTR(o, "subscriberId", "SUB");
+        CHECK_JSTR(o, "status", "provisioned");
+        CHECK_JSTR(o, "personId", "PERSON");
+        CHECK(!ju_get(o, "workspaceId", &(json_object *){NULL}));
+        CHECK_JSTR(o, "type", "subscriber.provision");
+    }
+    json_object_put(o);
+    free(txt);
+    r.person_id = NULL; /* not known (yet): null */
+    txt = res_to_json(&r, &len);
+    o = txt ? ju_parse(txt, len) : NULL;
+    if (CHECK_NOT_NULL(o))
+        CHECK_JNULL(o, "personId");
+    json_object_put(o);
+    free(txt);
+
+    struct res_state st = {
+        .subscriber = true,
+        .subscriber_id = "SUB",
+        .user_id = "u",
+        .sp_enterprise_id = "E",
+        .provisioning_id = "P",
+        .display_name = "not a subscriber's",
+        .first_name = "John",
+        .last_name = "Andersen",
+        .package = "basic",
+        .mobile = "+1-9",
+        .status = "provisioning",
+        .event_id = "e9",
+        .source = {"t", 2, 7},
+        .updated_ms = T0,
+    };
+    txt = res_state_to_json(&st, &len);
+    o = txt ? ju_parse(txt, len) : NULL;
+    if (CHECK_NOT_NULL(o)) {
+        CHECK_JSTR(o, "kind", "subscriber");
+        CHECK_JSTR(o, "subscriberId", "SUB");
+        CHECK_JSTR(o, "firstName", "John");
+        CHECK_JSTR(o, "lastName", "Andersen");
+        CHECK_JSTR(o, "package", "basic");
+        CHECK_JSTR(o, "mobilePhoneNumber", "+1-9");
+        CHECK_JSTR(o, "status", "provisioning");
+        CHECK(!ju_get(o, "workspaceId", &(json_object *){NULL}));
+        CHECK(!ju_get(o, "displayName", &(json_object *){NULL}));
+        CHECK(!ju_get(o, "email", &(json_object *){NULL})); /* left out when unknown */
+    }
+    json_object_put(o);
+    struct res_state_in in;
+    CHECK_EQ_INT(res_state_parse(txt, len, &in), 0); /* round trip */
+    CHECK(in.subscriber && in.pending && !in.removed && !in.other_kind);
+    CHECK_EQ_STR(in.workspace_id, "SUB");
+    CHECK_EQ_INT(in.source.offset, 7);
+    free(txt);
+
+    struct res_state gone = {.subscriber = true,
+                             .removed = true,
+                             .subscriber_id = "SUB",
+                             .user_id = "u",
+                             .renamed_to = "n",
+                             .event_id = "e10",
+                             .source = {"t", 2, 8},
+                             .updated_ms = T0};
+    txt = res_state_to_json(&gone, &len);
+    CHECK_EQ_INT(res_state_parse(txt, len, &in), 0);
+    CHECK(in.subscriber && in.removed && !in.pending);
+    CHECK_EQ_STR(in.workspace_id, "SUB");
+    CHECK_CONTAINS(txt, "\"renamedTo\":\"n\"");
+    free(txt);
+}
+
 int main(void)
 {
+    test_subscriber();
     test_succeeded();
     test_failed();
     test_rejected();

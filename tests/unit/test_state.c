@@ -338,8 +338,60 @@ static void test_holder(void)
     st_free(t);
 }
 
+/* Subscribers share the table (one entry per userId) with their kind and
+ * whether their provisioning is still pending. */
+static void test_subscribers(void)
+{
+    struct st_table *t = must_new();
+    struct st_src src = {"events", 1, 10};
+    struct st_kind k;
+    char id[128];
+
+    CHECK_EQ_INT(st_put_subscriber(t, "u1", "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvYQ", true, &src),
+                 0);
+    CHECK_EQ_INT(st_get_kind(t, "u1", id, sizeof(id), &k, NULL, NULL, 0), ST_PRESENT);
+    CHECK_EQ_STR(id, "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvYQ");
+    CHECK(k.subscriber && k.pending);
+    CHECK_EQ_INT(st_count(t), 0); /* workspaces only */
+    CHECK_EQ_INT(st_count_subscribers(t), 1);
+    CHECK(st_applied(t, "u1", &src));
+
+    /* The same event's final answer: no longer pending (same offset: not older). */
+    CHECK_EQ_INT(st_put_subscriber(t, "u1", "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvYQ", false, &src),
+                 0);
+    CHECK_EQ_INT(st_get_kind(t, "u1", id, sizeof(id), &k, NULL, NULL, 0), ST_PRESENT);
+    CHECK(k.subscriber && !k.pending);
+
+    /* A workspace: not a subscriber; a packed PLACE id stays packed. */
+    struct st_src s2 = {"events", 2, 5};
+    CHECK_EQ_INT(
+        st_put(t, "w1",
+               "Y2lzY29zcGFyazovL3VzL1BMQUNFLzEyMzQ1Njc4LTEyMzQtMTIzNC0xMjM0LTEyMzQ1Njc4OTAxMg",
+               &s2),
+        0);
+    CHECK_EQ_INT(st_get_kind(t, "w1", id, sizeof(id), &k, NULL, NULL, 0), ST_PRESENT);
+    CHECK(!k.subscriber && !k.pending);
+    CHECK_EQ_INT(st_count(t), 1);
+
+    /* Removal clears the kind; the index finds the subscriber's holder. */
+    char who[32];
+    CHECK(st_holder(t, "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvYQ", who, sizeof(who)));
+    CHECK_EQ_STR(who, "u1");
+    struct st_src later = {"events", 1, 11};
+    CHECK_EQ_INT(st_remove(t, "u1", &later), 0);
+    CHECK_EQ_INT(st_get_kind(t, "u1", id, sizeof(id), &k, NULL, NULL, 0), ST_REMOVED);
+    CHECK(!k.subscriber && !k.pending);
+    CHECK_EQ_INT(st_count_subscribers(t), 0);
+    CHECK(!st_holder(t, "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvYQ", who, sizeof(who)));
+    /* An older answer cannot bring it back. */
+    CHECK_EQ_INT(st_put_subscriber(t, "u1", "X", false, &src), 1);
+    CHECK_EQ_INT(st_get(t, "u1", NULL, 0), ST_REMOVED);
+    st_free(t);
+}
+
 int main(void)
 {
+    test_subscribers();
     test_basics();
     test_applied();
     test_fence();
