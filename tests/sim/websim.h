@@ -52,6 +52,10 @@
 uint64_t clk_mono_us(void);
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SS.mmmZ" into out (>= 32 bytes). */
 void clk_utc_iso(char *out, size_t outsz);
+/* Wall-clock time (CLOCK_REALTIME) in milliseconds since the epoch. */
+int64_t clk_wall_ms(void);
+/* Epoch milliseconds ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" into out (>= 32 bytes). */
+void clk_iso_of_ms(int64_t ms, char *out, size_t outsz);
 
 /* ------------------------------------------------------------------------ */
 /* rng_: fast per-thread pseudo-random numbers (xoshiro256**)                */
@@ -75,6 +79,10 @@ void rng_token(char *out, size_t outsz, size_t nbytes);
 /* base64url without padding. Returns the length written (NUL-terminated),
  * or 0 when out is too small. */
 size_t b64url_encode(const void *in, size_t n, char *out, size_t outsz);
+/* Append s percent-encoded for a URL query value (all but ALPHA, DIGIT and
+ * "-._~" escaped). */
+struct sbuf;
+void pct_encode(struct sbuf *out, const char *s);
 /* Percent-decode in[0..n) into out (NUL-terminated). plus_is_space for
  * application/x-www-form-urlencoded. Fails on a malformed escape, on %00 and
  * when out is too small. */
