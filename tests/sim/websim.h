@@ -179,6 +179,115 @@ void store_counts(uint64_t *count, uint64_t *created_total);
 void store_reset(void);
 
 /* ------------------------------------------------------------------------ */
+/* subs_: the BroadWorks subscribers                                         */
+
+/* Provisioning status, in the order of Cisco's OpenAPI enum. */
+enum sub_status {
+    SUB_PENDING_EMAIL_INPUT,
+    SUB_PENDING_EMAIL_VALIDATION,
+    SUB_PENDING_USER_MIGRATION,
+    SUB_PROVISIONING,
+    SUB_PROVISIONED,
+    SUB_UPDATING,
+    SUB_ERROR,
+    SUB_NSTATUS
+};
+
+/* The string fields of a subscriber, in the order of its JSON. */
+enum sub_field {
+    SF_USER,     /* userId */
+    SF_SP,       /* spEnterpriseId */
+    SF_FIRST,    /* firstName */
+    SF_LAST,     /* lastName */
+    SF_EMAIL,    /* email */
+    SF_PHONE,    /* primaryPhoneNumber */
+    SF_MOBILE,   /* mobilePhoneNumber */
+    SF_EXT,      /* extension */
+    SF_PACKAGE,  /* package */
+    SF_LANGUAGE, /* language */
+    SF_TIMEZONE, /* timezone */
+    SF_PROV,     /* provisioningId (last in the JSON, as in the OpenAPI examples) */
+    SF_N
+};
+
+/* Fields of a POST or PUT, borrowed from the caller. NULL: not given (a
+ * POST: absent; a PUT: unchanged). In a PUT, "" clears the field. */
+struct sub_input {
+    const char *f[SF_N];
+};
+
+/* Settings of the subscriber transitions, from faults_. */
+struct sub_config {
+    uint64_t delay_us; /* from the request to the final status */
+    bool sync;         /* the POST/PUT answer shows the final status already */
+    uint64_t max;      /* most subscribers stored at once */
+};
+
+/* List filters, parsed and validated by subapi_. Strings are decoded
+ * copies (NULL: filter not given). */
+enum sub_qkey {
+    SQ_USER,
+    SQ_PERSON,
+    SQ_EMAIL,
+    SQ_PROV,
+    SQ_SP,
+    SQ_STATUS,
+    SQ_CHANGED, /* lastStatusChange */
+    SQ_AFTER,
+    SQ_SELF, /* selfActivated */
+    SQ_MAX,
+    SQ_CURSOR,
+    SQ_N
+};
+
+struct sub_query {
+    char *v[SQ_N];
+    unsigned status_mask;     /* bit per sub_status; 0: any */
+    int64_t changed_after_ms; /* with v[SQ_CHANGED] */
+    int64_t created_after_ms; /* with v[SQ_AFTER] */
+    bool self_activated;      /* with v[SQ_SELF] */
+    unsigned max;             /* page size, 1..100 */
+    uint64_t cursor;          /* creation seq of the last item already seen */
+};
+
+/* "provisioned" etc.; NULL for an out-of-range value. */
+const char *subs_status_name(enum sub_status st);
+/* Parse s[0..n) as a status name. */
+bool subs_status_parse(const char *s, size_t n, enum sub_status *out);
+/* "userId" etc.; NULL for an out-of-range value. */
+const char *subs_field_name(enum sub_field f);
+
+int subs_init(void);
+void subs_fini(void);
+/* Create a subscriber in status provisioning (final at once with cfg->sync).
+ * Returns 200 (JSON appended to out, id copied to id_out), 409 when the
+ * userId belongs to a subscriber not in status error (one in error is
+ * replaced), 507 when cfg->max are stored, 500 when out of memory. */
+int subs_create(const struct sub_input *in, const struct sub_config *cfg, struct sbuf *out,
+                char *id_out, size_t id_outsz);
+/* Start an update: status updating, the changes applied at the transition.
+ * Returns 200 (the subscriber as it was appended to out), 400 when it would
+ * leave neither primaryPhoneNumber nor extension, 404, 409 when the new
+ * userId belongs to another subscriber, 423 while a transition is pending
+ * (*retry_after: seconds until it is due), 500. */
+int subs_update(const char *id, const struct sub_input *in, const struct sub_config *cfg,
+                struct sbuf *out, unsigned *retry_after);
+/* Returns 204 or 404. */
+int subs_delete(const char *id);
+/* Returns 200 (JSON appended to out) or 404. */
+int subs_get(const char *id, struct sbuf *out);
+/* Append {"items":[...]} for one page of q; *next_cursor is the cursor of
+ * the next page, 0 when this one is the last. */
+void subs_list(const struct sub_query *q, struct sbuf *out, uint64_t *next_cursor);
+/* userId of subscriber id as a malloc'd copy, or NULL when unknown. */
+char *subs_user_of(const char *id);
+/* Append {"subscribers":[...],"count":N,"created_total":N}. */
+void subs_dump(struct sbuf *out);
+/* Append ,"subscribers":N,"subscribersCreatedTotal":N,"subscribersByStatus":{...}. */
+void subs_stats(struct sbuf *out);
+void subs_reset(void);
+
+/* ------------------------------------------------------------------------ */
 /* reqlog_ / stats_: what the simulator saw                                  */
 
 /* Violation bits of a request. */
@@ -315,6 +424,13 @@ void faults_pre(const char *method, const char *user, bool token, struct flt_dec
 void faults_post(struct flt_decision *d);
 /* Slack of the Retry-After detector, in ms. */
 void faults_retry_after_slack(unsigned *grace_ms, unsigned *tol_ms);
+/* The subscriber settings: subscriberDelayMs, subscriberSync, subscriberMax. */
+void faults_sub_config(struct sub_config *c);
+/* Final status of the next provisioning or update about user (NULL: none):
+ * its subscriberOutcome entry (one of its uses taken), else error with the
+ * probability subscriberErrorShare, else provisioned. For error, *errors gets
+ * the errors[] JSON array (malloc'd; NULL when out of memory). */
+enum sub_status faults_sub_outcome(const char *user, char **errors);
 
 /* ------------------------------------------------------------------------ */
 /* timer_: delayed responses                                                 */
