@@ -1,5 +1,5 @@
 /*
- * websim: a Webex for BroadWorks workspace API simulator for bwprovd's tests.
+ * websim: a Webex for BroadWorks workspace and subscriber API simulator for bwprovd's tests.
  *
  * Shared declarations of the simulator's modules. Each module keeps its state
  * in file-static variables behind its own mutex (or atomics), with an
@@ -11,6 +11,9 @@
  *                 sbuf_ (growable string buffer with JSON escaping), smap_
  *                 (string-keyed open-addressing hash map, not thread-safe)
  *   sim_store.c   store_  workspaces, indexed by id and by userId
+ *   sim_subs.c    subs_   subscribers: indexes, creation order, the pending
+ *                         asynchronous transitions (applied lazily)
+ *   sim_subapi.c  subapi_ the subscriber routes: bodies, list query, Link
  *   sim_log.c     reqlog_ request log, stats_ counters
  *   sim_guard.c   guard_  protocol-violation detectors (Retry-After: 429 for
  *                         all, 423 per user; concurrent requests per user)
@@ -29,6 +32,9 @@
 #include <stdint.h>
 
 #include <microhttpd.h>
+
+/* The subscriber collection's path. */
+#define API_SUB_PATH "/v1/broadworks/subscribers"
 
 /* Largest request body accepted; larger ones get 413. */
 #define SIM_MAX_BODY (64u * 1024u)
@@ -304,6 +310,8 @@ struct reqrec_in {
     const char *user;
     const char *body_user;
     const char *ws_id;
+    const char *sub_id;
+    const char *query;
     const char *tracking;
     const char *resp_tracking;
     int status;
@@ -456,9 +464,11 @@ enum req_phase {
 
 enum api_route {
     RT_NONE,
-    RT_WS_COLLECTION, /* /v1/broadworks/workspaces */
-    RT_WS_ITEM,       /* /v1/broadworks/workspaces/{id} */
-    RT_TOKEN,         /* /v1/access_token */
+    RT_WS_COLLECTION,  /* /v1/broadworks/workspaces */
+    RT_WS_ITEM,        /* /v1/broadworks/workspaces/{id} */
+    RT_SUB_COLLECTION, /* /v1/broadworks/subscribers */
+    RT_SUB_ITEM,       /* /v1/broadworks/subscribers/{id} */
+    RT_TOKEN,          /* /v1/access_token */
 };
 
 struct sim_req {
@@ -467,19 +477,23 @@ struct sim_req {
     enum req_phase phase;
     uint64_t recv_us;
     char method[16];
-    char *path;       /* raw request path, as sent */
+    char *path;       /* raw request path, as sent (without the query) */
+    char *qstring;    /* the query string, NULL when none (api_begin) */
     struct sbuf body; /* up to SIM_MAX_BODY bytes */
     size_t body_seen; /* bytes received, including dropped ones */
     bool too_large;
 
     /* Filled by api_begin() for api_finish(). */
     enum api_route route;
-    char *ws_id;              /* decoded {id}, RT_WS_ITEM */
+    char *item_id;            /* decoded {id} of an item route */
     char *user;               /* userId the request is about (concurrency key) */
     char *body_user;          /* userId in the body (POST/PUT), NULL when none */
     struct json_object *json; /* parsed body */
     struct ws_input in;       /* validated POST/PUT fields, borrowed from json;
                                  a PUT's user may be NULL (unchanged) */
+    struct sub_input sub;     /* the same for a subscriber */
+    struct sub_query *query;  /* a subscriber list's filters */
+    char *link;               /* Link header of the answer (a list page) */
     bool user_entered;        /* guard_user_enter() called */
     bool auth;                /* bearer token valid */
     unsigned violations;      /* VIOL_* */
@@ -500,6 +514,32 @@ enum MHD_Result api_finish(struct sim_req *req, bool send);
 /* Release what api_begin() allocated. */
 void api_release(struct sim_req *req);
 
+/* sim_api.c, shared with sim_subapi.c. What a body member must be. */
+enum api_need {
+    FIELD_OPTIONAL, /* absent, null or a string */
+    FIELD_NONEMPTY, /* absent, null or a non-empty string */
+    FIELD_REQUIRED, /* a non-empty string */
+};
+/* Read string member key of req->json into *out (NULL when absent or null).
+ * Returns false, with the message in req->msgbuf, when it is not what need
+ * says. */
+bool api_field(struct sim_req *req, const char *key, enum api_need need, const char **out);
+/* Set the decided error answer of req. */
+void api_set_error(struct sim_req *req, int status, int code, const char *msg);
+
+/* sim_subapi.c: the subscriber routes. */
+/* Validate a POST/PUT body (req->json already parsed) into req->sub; false
+ * with the message in req->msgbuf. */
+bool subapi_parse_body(struct sim_req *req);
+/* Validate a list GET's query into req->query; false with the message in
+ * req->msgbuf. */
+bool subapi_parse_query(struct sim_req *req);
+/* Perform a decided subscriber request; returns the status, with the answer
+ * in out, new_id set for a created subscriber, and req's error fields (and
+ * req->link) set as needed. */
+int subapi_perform(struct sim_req *req, struct sbuf *out, char *new_id, size_t new_idsz);
+void subapi_query_free(struct sub_query *q);
+
 /* sim_admin.c: the /_sim/ admin API. */
 enum MHD_Result admin_handle(struct sim_req *req);
 
@@ -510,6 +550,13 @@ void http_tracking_id(char *out, size_t outsz);
  * len == 0). retry_after > 0 adds Retry-After, allow adds Allow. */
 enum MHD_Result http_send(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
                           const char *tracking, unsigned retry_after, const char *allow);
+/* http_send() plus a Link header when link is not NULL. */
+enum MHD_Result http_send_link(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
+                               const char *tracking, unsigned retry_after, const char *allow,
+                               const char *link);
+/* Append "http://HOST:PORT" (https with TLS) as the client reached us: its
+ * Host header when that is a plain host[:port], else the listen address. */
+void http_self_url(struct MHD_Connection *conn, struct sbuf *out);
 /* Append a Webex-style error body. */
 void http_error_body(struct sbuf *out, const char *msg, int code, const char *tracking);
 /* Is the request's Content-Type media type `type` (parameters ignored)? */
