@@ -496,10 +496,11 @@ class WebSim:
     (its stderr), ``stdout_lines`` (its later stdout lines).
 
     Admin calls (JSON over urllib, no proxy, ``timeout`` s each):
-    ``workspaces()``, ``requests(since=0, limit=None)``, ``all_requests()``,
-    ``stats()``, ``faults(dict)``, ``get_faults()``, ``reset()``. Request records look like
-    ``{"seq","method","path","userId","workspaceId","status","auth",
-    "trackingId","recvUs","doneUs"}``.
+    ``workspaces()``, ``subscribers()``, ``requests(since=0, limit=None)``,
+    ``all_requests()``, ``stats()``, ``faults(dict)``, ``get_faults()``, ``reset()``,
+    and for the subscribers ``subscriber_settings(...)``, ``subscriber_outcomes(dict)``.
+    Request records look like ``{"seq","method","path","query","userId","workspaceId",
+    "subscriberId","status","auth","trackingId","recvUs","doneUs"}``.
     """
 
     def __init__(self, token=DEFAULT_TOKEN, faults=None, args=(), binary=None,
@@ -607,6 +608,27 @@ class WebSim:
         """GET /_sim/workspaces: the simulator's workspaces (parsed JSON)."""
         return self._admin("GET", "/_sim/workspaces")
 
+    def subscribers(self):
+        """GET /_sim/subscribers: ``{"subscribers": [...], "count", "created_total"}``,
+        each subscriber as the API shows it plus ``pending`` while a transition
+        is due (transitions due are applied first)."""
+        return self._admin("GET", "/_sim/subscribers")
+
+    def subscriber_settings(self, delay_ms=None, sync=None, error_share=None, max_count=None):
+        """Set the subscriber fault settings that are given (None: unchanged):
+        ``subscriberDelayMs``, ``subscriberSync``, ``subscriberErrorShare``,
+        ``subscriberMax``. Returns the new settings."""
+        keys = {"subscriberDelayMs": delay_ms, "subscriberSync": sync,
+                "subscriberErrorShare": error_share, "subscriberMax": max_count}
+        return self.faults({k: v for k, v in keys.items() if v is not None})
+
+    def subscriber_outcomes(self, outcomes):
+        """Replace the injected final statuses by userId, e.g.
+        ``{"u1@sp": {"status": "error", "errors": [{"errorCode": 1001,
+        "description": "..."}]}, "u2@sp": {"status": "pending_user_migration",
+        "count": 2}}``; ``{}`` or None removes them all."""
+        return self.faults({"subscriberOutcome": outcomes})
+
     def requests(self, since=0, limit=None):
         """GET /_sim/requests?since=N[&limit=M]: records with seq > N, as
         ``{"requests": [...], "next": N}`` (pass ``next`` as the next
@@ -643,7 +665,7 @@ class WebSim:
         return self._admin("GET", "/_sim/faults")
 
     def reset(self):
-        """POST /_sim/reset: forget workspaces, requests and faults."""
+        """POST /_sim/reset: forget workspaces, subscribers, requests and faults."""
         return self._admin("POST", "/_sim/reset", {})
 
     def running(self):

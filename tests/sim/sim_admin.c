@@ -3,9 +3,11 @@
  * faults, not recorded in the request log).
  *
  *   GET  /_sim/workspaces             all workspaces
+ *   GET  /_sim/subscribers            all subscribers, with their pending transitions
  *   GET  /_sim/requests?since=N&limit=M   request log records with seq > N
  *   GET  /_sim/stats                  counters
- *   POST /_sim/reset                  clear workspaces, request log, stats, faults
+ *   POST /_sim/reset                  clear workspaces, subscribers, request log, stats,
+ *                                     faults
  *   GET  /_sim/faults                 current fault settings
  *   POST /_sim/faults                 merge fault settings (JSON object)
  */
@@ -96,6 +98,7 @@ static enum MHD_Result admin_faults_post(struct sim_req *req, struct sbuf *out)
 static void admin_reset(struct sbuf *out)
 {
     store_reset();
+    subs_reset();
     reqlog_reset();
     stats_reset();
     guard_reset();
@@ -116,6 +119,9 @@ enum MHD_Result admin_handle(struct sim_req *req)
     if (strcmp(what, "workspaces") == 0 && get) {
         store_dump(&out);
         ret = admin_ok(req, &out);
+    } else if (strcmp(what, "subscribers") == 0 && get) {
+        subs_dump(&out);
+        ret = admin_ok(req, &out);
     } else if (strcmp(what, "requests") == 0 && get) {
         ret = admin_requests(req, &out);
     } else if (strcmp(what, "stats") == 0 && get) {
@@ -131,8 +137,8 @@ enum MHD_Result admin_handle(struct sim_req *req)
             faults_dump(&out);
             ret = admin_ok(req, &out);
         }
-    } else if (strcmp(what, "workspaces") == 0 || strcmp(what, "requests") == 0 ||
-               strcmp(what, "stats") == 0) {
+    } else if (strcmp(what, "workspaces") == 0 || strcmp(what, "subscribers") == 0 ||
+               strcmp(what, "requests") == 0 || strcmp(what, "stats") == 0) {
         ret = admin_error(req, 405, "Method not allowed.", "GET");
     } else if (strcmp(what, "reset") == 0) {
         ret = admin_error(req, 405, "Method not allowed.", "POST");

@@ -12,6 +12,10 @@
  * Order of checks: scripted fault / connection reset / outage, 404, 405,
  * 401, 413, 415, rate limit / locked / random error, 400, then the operation
  * (which may give 404 or 409).
+ *
+ * Two resources share this: the workspaces (here, on store_) and the
+ * subscribers (sim_subapi.c, on subs_). Each has a collection route and an
+ * item route; the subscribers' also answer GET.
  */
 #include "websim.h"
 
@@ -23,27 +27,27 @@
 
 #define API_WS_PATH "/v1/broadworks/workspaces"
 #define API_TOKEN_PATH "/v1/access_token"
-#define API_MAX_ID 1024      /* longest decoded workspace id */
+#define API_MAX_ID 1024      /* longest decoded workspace or subscriber id */
 #define API_MAX_TRACKING 256 /* longest recorded request TrackingID */
+#define API_MAX_QUERY 4096   /* longest recorded query string */
 
 /* ------------------------------------------------------------------------ */
 /* routing                                                                   */
 
-/* Route of a raw path; for an item, *id gets the decoded id (malloc'd), or
- * stays NULL when the segment is not a valid percent-encoding. */
-static enum api_route api_route_of(const char *path, char **id)
+/* Route of a raw path under a resource's collection path coll; for an item,
+ * *id gets the decoded id (malloc'd), or stays NULL when the segment is not a
+ * valid percent-encoding. */
+static enum api_route api_route_under(const char *path, const char *coll, enum api_route collection,
+                                      enum api_route item, char **id)
 {
-    size_t plen = strlen(API_WS_PATH);
+    size_t plen = strlen(coll);
     const char *seg;
     char buf[API_MAX_ID];
 
-    *id = NULL;
-    if (strcmp(path, API_TOKEN_PATH) == 0)
-        return RT_TOKEN;
-    if (strncmp(path, API_WS_PATH, plen) != 0)
+    if (strncmp(path, coll, plen) != 0)
         return RT_NONE;
     if (path[plen] == '\0')
-        return RT_WS_COLLECTION;
+        return collection;
     if (path[plen] != '/')
         return RT_NONE;
     seg = path + plen + 1;
@@ -51,7 +55,20 @@ static enum api_route api_route_of(const char *path, char **id)
         return RT_NONE;
     if (pct_decode(seg, strlen(seg), false, buf, sizeof buf))
         *id = strdup(buf);
-    return RT_WS_ITEM;
+    return item;
+}
+
+static enum api_route api_route_of(const char *path, char **id)
+{
+    enum api_route rt;
+
+    *id = NULL;
+    if (strcmp(path, API_TOKEN_PATH) == 0)
+        return RT_TOKEN;
+    rt = api_route_under(path, API_WS_PATH, RT_WS_COLLECTION, RT_WS_ITEM, id);
+    if (rt == RT_NONE)
+        rt = api_route_under(path, API_SUB_PATH, RT_SUB_COLLECTION, RT_SUB_ITEM, id);
+    return rt;
 }
 
 static const char *api_allowed(enum api_route route)
@@ -62,6 +79,10 @@ static const char *api_allowed(enum api_route route)
         return "POST";
     case RT_WS_ITEM:
         return "PUT, DELETE";
+    case RT_SUB_COLLECTION:
+        return "GET, POST";
+    case RT_SUB_ITEM:
+        return "GET, PUT, DELETE";
     case RT_NONE:
         break;
     }
@@ -70,46 +91,62 @@ static const char *api_allowed(enum api_route route)
 
 static bool api_method_ok(enum api_route route, const char *method)
 {
+    bool get = strcmp(method, "GET") == 0;
+    bool post = strcmp(method, "POST") == 0;
+    bool put_or_delete = strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
+
     switch (route) {
     case RT_WS_COLLECTION:
     case RT_TOKEN:
-        return strcmp(method, "POST") == 0;
+        return post;
     case RT_WS_ITEM:
-        return strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
+        return put_or_delete;
+    case RT_SUB_COLLECTION:
+        return get || post;
+    case RT_SUB_ITEM:
+        return get || put_or_delete;
     case RT_NONE:
         break;
     }
     return false;
 }
 
-/* Does this (valid) request carry a JSON workspace body? */
-static bool api_has_ws_body(const struct sim_req *req)
+static bool api_is_sub(const struct sim_req *req)
 {
-    return req->route == RT_WS_COLLECTION ||
-           (req->route == RT_WS_ITEM && strcmp(req->method, "PUT") == 0);
+    return req->route == RT_SUB_COLLECTION || req->route == RT_SUB_ITEM;
+}
+
+static bool api_is_item(const struct sim_req *req)
+{
+    return req->route == RT_WS_ITEM || req->route == RT_SUB_ITEM;
+}
+
+/* Does this (valid) request carry a JSON body: a POST on a collection or a
+ * PUT on an item? */
+static bool api_has_body(const struct sim_req *req)
+{
+    return ((req->route == RT_WS_COLLECTION || req->route == RT_SUB_COLLECTION) &&
+            strcmp(req->method, "POST") == 0) ||
+           (api_is_item(req) && strcmp(req->method, "PUT") == 0);
+}
+
+/* Is it a subscriber list (GET with query parameters to check)? */
+static bool api_is_list(const struct sim_req *req)
+{
+    return req->route == RT_SUB_COLLECTION && strcmp(req->method, "GET") == 0;
 }
 
 /* ------------------------------------------------------------------------ */
 /* body validation                                                           */
 
-static void api_set_error(struct sim_req *req, int status, int code, const char *msg)
+void api_set_error(struct sim_req *req, int status, int code, const char *msg)
 {
     req->status = status;
     req->err_code = code;
     req->msg = msg;
 }
 
-/* What a body member must be. */
-enum api_need {
-    FIELD_OPTIONAL, /* absent, null or a string */
-    FIELD_NONEMPTY, /* absent, null or a non-empty string */
-    FIELD_REQUIRED, /* a non-empty string */
-};
-
-/* Read string member key of the body into *out (NULL when absent or null).
- * Returns false (with the error message in req->msgbuf) when it is not what
- * need says. */
-static bool api_field(struct sim_req *req, const char *key, enum api_need need, const char **out)
+bool api_field(struct sim_req *req, const char *key, enum api_need need, const char **out)
 {
     json_object *v;
 
@@ -132,23 +169,17 @@ static bool api_field(struct sim_req *req, const char *key, enum api_need need, 
     return true;
 }
 
-/* Parse and validate a POST/PUT body into req->in. POST needs userId,
+/* Validate a workspace POST/PUT body into req->in. POST needs userId,
  * provisioningId, spEnterpriseId and displayName; a PUT needs nothing, as in
  * Cisco's OpenAPI, but a userId it sends must not be empty. An empty
  * primaryPhoneNumber or extension is left out of a POST (in->phone/ext NULL)
  * and kept as "" for a PUT, where it clears the field. On failure the message
  * is in req->msgbuf. */
-static bool api_parse_body(struct sim_req *req)
+static bool api_parse_ws_body(struct sim_req *req)
 {
-    const char *why;
     bool post = strcmp(req->method, "POST") == 0;
     struct ws_input *in = &req->in;
 
-    req->json = sim_json_parse_object(req->body.p ? req->body.p : "", req->body.len, &why);
-    if (req->json == NULL) {
-        snprintf(req->msgbuf, sizeof req->msgbuf, "Invalid request body: %s", why);
-        return false;
-    }
     if (!api_field(req, "userId", post ? FIELD_REQUIRED : FIELD_NONEMPTY, &in->user))
         return false;
     if (in->user != NULL) {
@@ -173,17 +204,54 @@ static bool api_parse_body(struct sim_req *req)
     return true;
 }
 
+/* Parse a POST/PUT body as one JSON object and validate it for its resource. */
+static bool api_parse_body(struct sim_req *req)
+{
+    const char *why;
+
+    req->json = sim_json_parse_object(req->body.p ? req->body.p : "", req->body.len, &why);
+    if (req->json == NULL) {
+        snprintf(req->msgbuf, sizeof req->msgbuf, "Invalid request body: %s", why);
+        return false;
+    }
+    return api_is_sub(req) ? subapi_parse_body(req) : api_parse_ws_body(req);
+}
+
+/* Parse what the request carries (a body, a list's query); true when it is
+ * valid or carries nothing. Only for a routed request with the right method,
+ * and a body only when it is in time and JSON (else 413/415 come first). */
+static bool api_parse_input(struct sim_req *req)
+{
+    if (!api_method_ok(req->route, req->method))
+        return false;
+    if (api_is_list(req))
+        return subapi_parse_query(req);
+    if (!api_has_body(req))
+        return true;
+    if (req->too_large || !http_content_type_is(req->conn, "application/json"))
+        return false;
+    return api_parse_body(req);
+}
+
 /* ------------------------------------------------------------------------ */
 /* begin                                                                     */
 
 /* Work out the userId the request is about: the body's for POST, the
- * workspace's current one for PUT and DELETE. */
+ * workspace's or subscriber's current one on an item route, the userId
+ * filter of a subscriber list (none without one). */
 static void api_pick_user(struct sim_req *req)
 {
-    if (req->route == RT_WS_COLLECTION && req->body_user != NULL)
+    if (api_is_list(req)) {
+        if (req->query != NULL && req->query->v[SQ_USER] != NULL)
+            req->user = strdup(req->query->v[SQ_USER]);
+    } else if ((req->route == RT_WS_COLLECTION || req->route == RT_SUB_COLLECTION) &&
+               req->body_user != NULL) {
         req->user = strdup(req->body_user);
-    else if (req->route == RT_WS_ITEM && req->ws_id != NULL)
-        req->user = store_user_of(req->ws_id);
+    } else if (req->route == RT_WS_ITEM && req->item_id != NULL) {
+        req->user = store_user_of(req->item_id);
+    } else if (req->route == RT_SUB_ITEM && req->item_id != NULL) {
+        req->user = subs_user_of(req->item_id);
+    }
 }
 
 static void api_check_violations(struct sim_req *req)
@@ -219,8 +287,9 @@ static void api_check_violations(struct sim_req *req)
     }
 }
 
-/* Decide the answer (req->status, 0: perform), after faults_pre(). */
-static void api_decide(struct sim_req *req, struct flt_decision *d, bool body_ok)
+/* Decide the answer (req->status, 0: perform), after faults_pre(). input_ok:
+ * what api_parse_input() said. */
+static void api_decide(struct sim_req *req, struct flt_decision *d, bool input_ok)
 {
     bool method_ok = api_method_ok(req->route, req->method);
 
@@ -243,17 +312,21 @@ static void api_decide(struct sim_req *req, struct flt_decision *d, bool body_ok
             "The request requires a valid access token set in the Authorization request header.");
     } else if (req->too_large) {
         api_set_error(req, 413, 41300, "Request body too large.");
-    } else if (api_has_ws_body(req) && !http_content_type_is(req->conn, "application/json")) {
+    } else if (api_has_body(req) && !http_content_type_is(req->conn, "application/json")) {
         api_set_error(req, 415, 41500, "Content-Type must be application/json.");
     } else {
         faults_post(d);
         if (d->kind == FLT_STATUS) {
             api_set_error(req, d->status, d->status * 100, d->why);
             req->retry_after = d->retry_after;
-        } else if (api_has_ws_body(req) && !body_ok) {
+        } else if (api_has_body(req) && !input_ok) {
             api_set_error(req, 400, 40001, req->msgbuf);
-        } else if (req->route == RT_WS_ITEM && req->ws_id == NULL) {
+        } else if (api_is_list(req) && !input_ok) {
+            api_set_error(req, 400, 40002, req->msgbuf);
+        } else if (req->route == RT_WS_ITEM && req->item_id == NULL) {
             api_set_error(req, 404, 40401, "Workspace not found.");
+        } else if (req->route == RT_SUB_ITEM && req->item_id == NULL) {
+            api_set_error(req, 404, 40402, "Subscriber not found.");
         }
     }
 }
@@ -267,14 +340,18 @@ static void api_leave(struct sim_req *req)
     stats_inflight(-1);
 }
 
-static void api_record(struct sim_req *req, int status, const char *ws_id, const char *tracking)
+/* id: the created or the addressed workspace or subscriber (may be NULL). */
+static void api_record(struct sim_req *req, int status, const char *id, const char *tracking)
 {
+    bool sub = api_is_sub(req);
     struct reqrec_in r = {
         .method = req->method,
         .path = req->path,
         .user = req->user,
         .body_user = req->body_user,
-        .ws_id = ws_id,
+        .ws_id = sub ? NULL : id,
+        .sub_id = sub ? id : NULL,
+        .query = req->qstring,
         .tracking = req->tracking_in,
         .resp_tracking = tracking,
         .status = status,
@@ -290,7 +367,7 @@ static void api_record(struct sim_req *req, int status, const char *ws_id, const
 static enum MHD_Result api_drop(struct sim_req *req)
 {
     api_leave(req);
-    api_record(req, 0, req->ws_id, NULL);
+    api_record(req, 0, req->item_id, NULL);
     req->phase = PH_DONE;
     return MHD_NO;
 }
@@ -314,17 +391,52 @@ static void api_copy_tracking(struct sim_req *req)
         req->tracking_in = strndup(t, API_MAX_TRACKING);
 }
 
+/* MHD_get_connection_values() iterator: append "&key=value" as it came
+ * (MHD has turned a '+' into a space: turned back here). */
+static enum MHD_Result api_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    struct sbuf *sb = cls;
+
+    (void)kind;
+    sbuf_puts(sb, sb->len > 0 ? "&" : "");
+    for (const char *s = key; *s; s++)
+        sbuf_put(sb, *s == ' ' ? "+" : s, 1);
+    if (value != NULL) {
+        sbuf_puts(sb, "=");
+        for (const char *s = value; *s; s++)
+            sbuf_put(sb, *s == ' ' ? "+" : s, 1);
+    }
+    return sb->len > API_MAX_QUERY ? MHD_NO : MHD_YES;
+}
+
+/* Keep the query string for the request log (cut at API_MAX_QUERY). */
+static void api_copy_query(struct sim_req *req)
+{
+    struct sbuf sb;
+    size_t len;
+
+    sbuf_init(&sb);
+    (void)MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, api_query_arg, &sb);
+    if (sb.len > API_MAX_QUERY) {
+        sb.len = API_MAX_QUERY;
+        sb.p[sb.len] = '\0';
+    }
+    if (sb.len > 0)
+        req->qstring = sbuf_take(&sb, &len);
+    sbuf_free(&sb);
+}
+
 enum MHD_Result api_begin(struct sim_req *req)
 {
     struct flt_decision d;
-    bool token, body_ok = false;
+    bool token, input_ok;
 
-    req->route = api_route_of(req->path, &req->ws_id);
+    req->route = api_route_of(req->path, &req->item_id);
     token = req->route == RT_TOKEN;
     api_copy_tracking(req);
-    if (api_method_ok(req->route, req->method) && api_has_ws_body(req) && !req->too_large &&
-        http_content_type_is(req->conn, "application/json"))
-        body_ok = api_parse_body(req);
+    api_copy_query(req);
+    input_ok = api_parse_input(req);
     api_pick_user(req);
     api_check_violations(req);
     stats_inflight(1);
@@ -335,7 +447,7 @@ enum MHD_Result api_begin(struct sim_req *req)
     faults_pre(req->method, req->user, token, &d);
     if (d.kind == FLT_RESET)
         return api_drop(req);
-    api_decide(req, &d, body_ok);
+    api_decide(req, &d, input_ok);
     if (d.delay_us > 0 && !req->too_large)
         return api_delay(req, d.delay_us);
     return api_finish(req, true);
@@ -359,13 +471,17 @@ static int api_perform(struct sim_req *req, struct sbuf *out, char *new_id, size
         break;
     case RT_WS_ITEM:
         if (strcmp(req->method, "PUT") == 0)
-            st = store_update(req->ws_id, req->in.user, req->in.phone, req->in.ext, out);
+            st = store_update(req->item_id, req->in.user, req->in.phone, req->in.ext, out);
         else
-            st = store_delete(req->ws_id);
+            st = store_delete(req->item_id);
         if (st == 404)
             api_set_error(req, 404, 40401, "Workspace not found.");
         else if (st == 409)
             api_set_error(req, 409, 40902, "User ID is already used by another workspace.");
+        break;
+    case RT_SUB_COLLECTION:
+    case RT_SUB_ITEM:
+        st = subapi_perform(req, out, new_id, new_idsz);
         break;
     case RT_TOKEN:
         st = auth_refresh(req->body.p ? req->body.p : "", req->body.len, out, &msg);
@@ -412,7 +528,7 @@ enum MHD_Result api_finish(struct sim_req *req, bool send)
     else if (status == 423 && ra > 0 && send)
         guard_locked_sent(req->user, req->sconn, clk_mono_us(), ra);
     api_leave(req);
-    api_record(req, status, new_id[0] ? new_id : req->ws_id, tracking);
+    api_record(req, status, new_id[0] ? new_id : req->item_id, tracking);
     if (!send) {
         sbuf_free(&out);
         return MHD_YES;
@@ -424,8 +540,9 @@ enum MHD_Result api_finish(struct sim_req *req, bool send)
     } else if ((body = sbuf_take(&out, &len)) == NULL) {
         return MHD_NO; /* out of memory: drop the connection */
     }
-    return http_send(req->conn, (unsigned)status, body, len, tracking, ra,
-                     status == 405 ? api_allowed(req->route) : NULL);
+    return http_send_link(req->conn, (unsigned)status, body, len, tracking, ra,
+                          status == 405 ? api_allowed(req->route) : NULL,
+                          status == 200 ? req->link : NULL);
 }
 
 void api_release(struct sim_req *req)
@@ -433,9 +550,13 @@ void api_release(struct sim_req *req)
     if (req->json != NULL)
         json_object_put(req->json);
     req->json = NULL;
-    free(req->ws_id);
+    subapi_query_free(req->query);
+    req->query = NULL;
+    free(req->item_id);
     free(req->user);
     free(req->body_user);
     free(req->tracking_in);
-    req->ws_id = req->user = req->body_user = req->tracking_in = NULL;
+    free(req->link);
+    free(req->qstring);
+    req->item_id = req->user = req->body_user = req->tracking_in = req->link = req->qstring = NULL;
 }

@@ -19,6 +19,18 @@
 #define FLT_MAX_CODES 16
 #define FLT_MAX_SCRIPT 4096
 #define FLT_MAX_MS 3600000 /* one hour */
+/* Bounds of the subscriber settings, so that a settings object costs bounded
+ * memory: userIds in subscriberOutcome, errors[] entries of one outcome, the
+ * length of an error description or a userId, and the subscriber cap. */
+#define FLT_MAX_OUTCOMES 65536
+#define FLT_MAX_SUB_ERRORS 16
+#define FLT_MAX_DESCRIPTION 1024
+#define FLT_MAX_OUTCOME_USER 1024
+#define FLT_SUB_MAX 1000000
+/* errors[] of an injected error that names none, and of subscriberErrorShare.
+ * The code is this simulator's own: Cisco publishes no list. */
+#define FLT_SUB_DEFAULT_ERRORS                                                                     \
+    "[{\"errorCode\":10000,\"description\":\"Simulated provisioning failure\"}]"
 
 /* A scripted fault: the next matching request(s) get this answer. */
 struct flt_script {
@@ -30,6 +42,14 @@ struct flt_script {
     unsigned count;  /* uses left */
     char method[16]; /* "": any */
     char *user;      /* NULL: any */
+};
+
+/* The final status chosen for a userId's next provisionings or updates. */
+struct flt_outcome {
+    enum sub_status status;
+    unsigned count; /* uses left */
+    char *errors;   /* errors[] JSON, status error only */
+    char user[];    /* the map key */
 };
 
 struct flt_settings {
@@ -51,6 +71,11 @@ struct flt_settings {
     unsigned ra_tol_ms;
     struct flt_script *script;
     size_t n_script;
+    unsigned sub_delay_ms;
+    bool sub_sync;
+    double sub_error_share;
+    unsigned sub_max;
+    struct smap *outcomes; /* userId -> flt_outcome; NULL: none */
 };
 
 /* Token-related keys, handed to auth_ after the settings are committed. */
@@ -83,6 +108,7 @@ static void faults_defaults(struct flt_settings *s)
     s->outage_status = 503;
     s->ra_grace_ms = 50;
     s->ra_tol_ms = 50;
+    s->sub_max = FLT_SUB_MAX;
 }
 
 static void faults_script_free(struct flt_script *script, size_t n)
@@ -90,6 +116,23 @@ static void faults_script_free(struct flt_script *script, size_t n)
     for (size_t i = 0; i < n; i++)
         free(script[i].user);
     free(script);
+}
+
+static void faults_outcomes_free(struct smap *m)
+{
+    size_t pos = 0;
+    const char *key;
+    void *val;
+
+    if (m == NULL)
+        return;
+    while (smap_next(m, &pos, &key, &val)) {
+        struct flt_outcome *o = val;
+        free(o->errors);
+        free(o);
+    }
+    smap_free(m);
+    free(m);
 }
 
 int faults_init(void)
@@ -107,6 +150,8 @@ void faults_fini(void)
     faults_script_free(flt.set.script, flt.set.n_script);
     flt.set.script = NULL;
     flt.set.n_script = 0;
+    faults_outcomes_free(flt.set.outcomes);
+    flt.set.outcomes = NULL;
     pthread_mutex_destroy(&flt.mu);
 }
 
@@ -372,14 +417,162 @@ static bool flt_parse_script(struct flt_parse *p, json_object *v, struct flt_scr
     return true;
 }
 
+/* One outcome's errors[]: 1 to 16 {"errorCode": N, "description": "..."},
+ * rendered as the JSON the subscriber will show. */
+static bool flt_parse_sub_errors(struct flt_parse *p, json_object *v, char **out)
+{
+    static const char *const keys[] = {"errorCode", "description", NULL};
+    struct sbuf sb;
+    size_t n;
+    bool ok = true;
+
+    if (!json_object_is_type(v, json_type_array))
+        return flt_fail(p, "subscriberOutcome.errors", "must be an array");
+    n = json_object_array_length(v);
+    if (n == 0 || n > FLT_MAX_SUB_ERRORS)
+        return flt_fail(p, "subscriberOutcome.errors", "needs 1 to 16 entries");
+    sbuf_init(&sb);
+    sbuf_puts(&sb, "[");
+    for (size_t i = 0; ok && i < n; i++) {
+        json_object *e = json_object_array_get_idx(v, i), *code, *desc;
+        unsigned c;
+        ok = flt_only_keys(p, "subscriberOutcome.errors[]", e, keys);
+        if (ok && (!json_object_object_get_ex(e, "errorCode", &code) ||
+                   !json_object_object_get_ex(e, "description", &desc)))
+            ok = flt_fail(p, "subscriberOutcome.errors[]", "needs errorCode and description");
+        if (ok)
+            ok = flt_get_uint(p, "subscriberOutcome.errors[].errorCode", code, INT32_MAX, &c);
+        if (ok && (!json_object_is_type(desc, json_type_string) ||
+                   json_object_get_string_len(desc) > FLT_MAX_DESCRIPTION))
+            ok = flt_fail(p, "subscriberOutcome.errors[].description",
+                          "must be a string of at most 1024 bytes");
+        if (ok) {
+            sbuf_printf(&sb, "%s{\"errorCode\":%u,\"description\":", i ? "," : "", c);
+            sbuf_json_str(&sb, json_object_get_string(desc));
+            sbuf_puts(&sb, "}");
+        }
+    }
+    sbuf_puts(&sb, "]");
+    if (ok && (*out = sbuf_take(&sb, &n)) == NULL)
+        ok = flt_fail(p, "subscriberOutcome", "out of memory");
+    sbuf_free(&sb);
+    return ok;
+}
+
+/* The status of one outcome: a final one (not provisioning or updating). */
+static bool flt_parse_sub_status(struct flt_parse *p, json_object *v, enum sub_status *st)
+{
+    if (!json_object_is_type(v, json_type_string) ||
+        !subs_status_parse(json_object_get_string(v), (size_t)json_object_get_string_len(v), st) ||
+        *st == SUB_PROVISIONING || *st == SUB_UPDATING)
+        return flt_fail(p, "subscriberOutcome.status",
+                        "must be provisioned, error, pending_email_input, "
+                        "pending_email_validation or pending_user_migration");
+    return true;
+}
+
+/* One userId's outcome {"status": S, "errors": [...], "count": N}. */
+static bool flt_parse_outcome(struct flt_parse *p, const char *user, json_object *v,
+                              struct flt_outcome **out)
+{
+    static const char *const keys[] = {"status", "errors", "count", NULL};
+    size_t n = strlen(user);
+    struct flt_outcome *o;
+    json_object *x;
+
+    if (n == 0 || n > FLT_MAX_OUTCOME_USER)
+        return flt_fail(p, "subscriberOutcome", "a userId must have 1 to 1024 bytes");
+    if (!flt_only_keys(p, "subscriberOutcome{}", v, keys))
+        return false;
+    if ((o = calloc(1, sizeof *o + n + 1)) == NULL)
+        return flt_fail(p, "subscriberOutcome", "out of memory");
+    memcpy(o->user, user, n + 1);
+    o->count = 1;
+    *out = o; /* freed by the caller, also on failure */
+    if (!json_object_object_get_ex(v, "status", &x))
+        return flt_fail(p, "subscriberOutcome", "status is required");
+    if (!flt_parse_sub_status(p, x, &o->status))
+        return false;
+    if (json_object_object_get_ex(v, "count", &x) &&
+        (!flt_get_uint(p, "subscriberOutcome.count", x, 1000000, &o->count) || o->count == 0))
+        return flt_fail(p, "subscriberOutcome.count", "must be 1..1000000");
+    if (json_object_object_get_ex(v, "errors", &x)) {
+        if (o->status != SUB_ERROR)
+            return flt_fail(p, "subscriberOutcome.errors", "only with status error");
+        return flt_parse_sub_errors(p, x, &o->errors);
+    }
+    if (o->status == SUB_ERROR && (o->errors = strdup(FLT_SUB_DEFAULT_ERRORS)) == NULL)
+        return flt_fail(p, "subscriberOutcome", "out of memory");
+    return true;
+}
+
+/* A new subscriberOutcome table (it replaces the old one); null: none. */
+static bool flt_parse_outcomes(struct flt_parse *p, json_object *v, struct smap **out)
+{
+    struct json_object_iterator it, end;
+    struct smap *m;
+
+    *out = NULL;
+    if (json_object_is_type(v, json_type_null))
+        return true;
+    if (!json_object_is_type(v, json_type_object))
+        return flt_fail(p, "subscriberOutcome", "must be an object or null");
+    if (json_object_object_length(v) > FLT_MAX_OUTCOMES)
+        return flt_fail(p, "subscriberOutcome", "more than 65536 userIds");
+    if ((m = calloc(1, sizeof *m)) == NULL)
+        return flt_fail(p, "subscriberOutcome", "out of memory");
+    *out = m; /* freed by the caller on failure */
+    it = json_object_iter_begin(v);
+    end = json_object_iter_end(v);
+    for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+        struct flt_outcome *o = NULL;
+        bool ok = flt_parse_outcome(p, json_object_iter_peek_name(&it),
+                                    json_object_iter_peek_value(&it), &o);
+        if (ok && !smap_put(m, o->user, o))
+            ok = flt_fail(p, "subscriberOutcome", "out of memory");
+        if (!ok) {
+            if (o != NULL)
+                free(o->errors);
+            free(o);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The scalar subscriber keys; false when k is none of them. */
+static bool flt_parse_sub_key(struct flt_parse *p, const char *k, json_object *v,
+                              struct flt_settings *s, bool *ok)
+{
+    if (strcmp(k, "subscriberDelayMs") == 0) {
+        *ok = flt_get_uint(p, k, v, FLT_MAX_MS, &s->sub_delay_ms);
+    } else if (strcmp(k, "subscriberSync") == 0) {
+        *ok = flt_get_bool(p, k, v, &s->sub_sync);
+    } else if (strcmp(k, "subscriberErrorShare") == 0) {
+        *ok = flt_get_share(p, k, v, &s->sub_error_share);
+    } else if (strcmp(k, "subscriberMax") == 0) {
+        *ok = flt_get_uint(p, k, v, FLT_SUB_MAX, &s->sub_max);
+        if (*ok && s->sub_max == 0)
+            *ok = flt_fail(p, k, "must be 1..1000000");
+    } else if (strcmp(k, "subscriberOutcome") == 0) {
+        *ok = true; /* parsed separately: it allocates */
+    } else {
+        return false;
+    }
+    return true;
+}
+
 /* Parse one top-level key into s / a. */
 static bool flt_parse_key(struct flt_parse *p, const char *k, json_object *v,
                           struct flt_settings *s, struct flt_auth_ops *a)
 {
     unsigned u;
+    bool ok;
 
     if (strcmp(k, "clear") == 0)
         return true; /* handled first */
+    if (flt_parse_sub_key(p, k, v, s, &ok))
+        return ok;
     if (strcmp(k, "latencyMs") == 0)
         return flt_get_uint(p, k, v, FLT_MAX_MS, &s->latency_ms);
     if (strcmp(k, "latencyJitterMs") == 0)
@@ -445,7 +638,8 @@ int faults_apply_json(const char *json, size_t len, char *err, size_t errsz)
     struct flt_auth_ops a;
     struct flt_script *script = NULL;
     size_t n_script = 0;
-    bool new_script = false, ok = true, clear = false;
+    struct smap *outcomes = NULL, *old_outcomes = NULL;
+    bool new_script = false, new_outcomes = false, ok = true, clear = false;
     json_object *root, *v;
     struct json_object_iterator it, end;
     const char *why;
@@ -462,6 +656,10 @@ int faults_apply_json(const char *json, size_t len, char *err, size_t errsz)
         ok = flt_parse_script(&p, v, &script, &n_script);
         new_script = ok;
     }
+    if (ok && json_object_object_get_ex(root, "subscriberOutcome", &v)) {
+        ok = flt_parse_outcomes(&p, v, &outcomes);
+        new_outcomes = ok;
+    }
 
     pthread_mutex_lock(&flt.mu);
     next = flt.set;
@@ -469,6 +667,7 @@ int faults_apply_json(const char *json, size_t len, char *err, size_t errsz)
         faults_defaults(&next);
         next.script = flt.set.script; /* freed below unless kept */
         next.n_script = flt.set.n_script;
+        next.outcomes = flt.set.outcomes;
         a.clear = true;
     }
     it = json_object_iter_begin(root);
@@ -486,6 +685,11 @@ int faults_apply_json(const char *json, size_t len, char *err, size_t errsz)
             script = NULL; /* now owned by the settings */
             n_script = 0;
         }
+        if (new_outcomes || clear) {
+            old_outcomes = flt.set.outcomes;
+            next.outcomes = outcomes;
+            outcomes = NULL; /* now owned by the settings */
+        }
         if (json_object_object_get_ex(root, "rateLimit", &v) || clear) {
             flt.rl_tokens = next.rl_burst;
             flt.rl_last_us = clk_mono_us();
@@ -496,6 +700,8 @@ int faults_apply_json(const char *json, size_t len, char *err, size_t errsz)
 
     faults_script_free(old_script_owner.script, old_script_owner.n_script);
     faults_script_free(script, n_script);
+    faults_outcomes_free(old_outcomes);
+    faults_outcomes_free(outcomes);
     json_object_put(root);
     if (!ok)
         return -1;
@@ -507,13 +713,16 @@ void faults_reset(void)
 {
     struct flt_script *old;
     size_t n;
+    struct smap *old_outcomes;
 
     pthread_mutex_lock(&flt.mu);
     old = flt.set.script;
     n = flt.set.n_script;
+    old_outcomes = flt.set.outcomes;
     faults_defaults(&flt.set);
     pthread_mutex_unlock(&flt.mu);
     faults_script_free(old, n);
+    faults_outcomes_free(old_outcomes);
     auth_defaults();
 }
 
@@ -538,6 +747,31 @@ static void faults_dump_script(struct sbuf *out, const struct flt_script *s, siz
     sbuf_puts(out, "]");
 }
 
+static void faults_dump_subs(struct sbuf *out, const struct flt_settings *s)
+{
+    size_t pos = 0;
+    const char *key;
+    void *val;
+    bool first = true;
+
+    sbuf_printf(out,
+                ",\"subscriberDelayMs\":%u,\"subscriberSync\":%s,\"subscriberErrorShare\":%g,"
+                "\"subscriberMax\":%u,\"subscriberOutcome\":{",
+                s->sub_delay_ms, s->sub_sync ? "true" : "false", s->sub_error_share, s->sub_max);
+    while (s->outcomes != NULL && smap_next(s->outcomes, &pos, &key, &val)) {
+        const struct flt_outcome *o = val;
+        if (!first)
+            sbuf_puts(out, ",");
+        first = false;
+        sbuf_json_str(out, o->user);
+        sbuf_printf(out, ":{\"status\":\"%s\",\"count\":%u", subs_status_name(o->status), o->count);
+        if (o->errors != NULL)
+            sbuf_printf(out, ",\"errors\":%s", o->errors);
+        sbuf_puts(out, "}");
+    }
+    sbuf_puts(out, "}");
+}
+
 void faults_dump(struct sbuf *out)
 {
     const struct flt_settings *s = &flt.set;
@@ -559,6 +793,7 @@ void faults_dump(struct sbuf *out)
         (unsigned long long)(s->outage_until_us > now ? (s->outage_until_us - now) / 1000u : 0),
         s->outage_status, s->outage_retry_after, s->reset_share, s->ra_grace_ms, s->ra_tol_ms);
     faults_dump_script(out, s->script, s->n_script);
+    faults_dump_subs(out, s);
     pthread_mutex_unlock(&flt.mu);
     auth_dump(out);
     sbuf_puts(out, "}");
@@ -665,4 +900,41 @@ void faults_retry_after_slack(unsigned *grace_ms, unsigned *tol_ms)
     *grace_ms = flt.set.ra_grace_ms;
     *tol_ms = flt.set.ra_tol_ms;
     pthread_mutex_unlock(&flt.mu);
+}
+
+void faults_sub_config(struct sub_config *c)
+{
+    pthread_mutex_lock(&flt.mu);
+    c->delay_us = (uint64_t)flt.set.sub_delay_ms * 1000u;
+    c->sync = flt.set.sub_sync;
+    c->max = flt.set.sub_max;
+    pthread_mutex_unlock(&flt.mu);
+}
+
+enum sub_status faults_sub_outcome(const char *user, char **errors)
+{
+    struct flt_settings *s = &flt.set;
+    struct flt_outcome *o = NULL, *used_up = NULL;
+    enum sub_status st = SUB_PROVISIONED;
+
+    *errors = NULL;
+    pthread_mutex_lock(&flt.mu);
+    if (user != NULL && s->outcomes != NULL)
+        o = smap_get(s->outcomes, user);
+    if (o != NULL) {
+        st = o->status;
+        if (st == SUB_ERROR)
+            *errors = strdup(o->errors);
+        if (--o->count == 0)
+            used_up = smap_del(s->outcomes, user);
+    } else if (s->sub_error_share > 0 && rng_unit() < s->sub_error_share) {
+        st = SUB_ERROR;
+        *errors = strdup(FLT_SUB_DEFAULT_ERRORS);
+    }
+    pthread_mutex_unlock(&flt.mu);
+    if (used_up != NULL) {
+        free(used_up->errors);
+        free(used_up);
+    }
+    return st;
 }

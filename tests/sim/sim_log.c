@@ -14,7 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { REC_PATH, REC_USER, REC_BODY_USER, REC_WS_ID, REC_TRACKING, REC_RESP_TRACKING, REC_NSTR };
+enum {
+    REC_PATH,
+    REC_USER,
+    REC_BODY_USER,
+    REC_WS_ID,
+    REC_SUB_ID,
+    REC_QUERY,
+    REC_TRACKING,
+    REC_RESP_TRACKING,
+    REC_NSTR
+};
 
 struct reqrec {
     uint64_t seq;
@@ -76,8 +86,8 @@ void reqlog_fini(void)
 /* Fill rec (all but seq) from in, copying the strings into one block. */
 static bool reqlog_fill(struct reqrec *rec, const struct reqrec_in *in)
 {
-    const char *src[REC_NSTR] = {in->path,  in->user,     in->body_user,
-                                 in->ws_id, in->tracking, in->resp_tracking};
+    const char *src[REC_NSTR] = {in->path,   in->user,  in->body_user, in->ws_id,
+                                 in->sub_id, in->query, in->tracking,  in->resp_tracking};
     size_t total = 1, off = 0;
 
     for (int i = 0; i < REC_NSTR; i++)
@@ -147,12 +157,16 @@ static void reqlog_rec_json(struct sbuf *out, const struct reqrec *r)
     sbuf_json_str(out, r->method);
     sbuf_puts(out, ",\"path\":");
     sbuf_json_str(out, r->s[REC_PATH]);
+    sbuf_puts(out, ",\"query\":");
+    sbuf_json_str(out, r->s[REC_QUERY]);
     sbuf_puts(out, ",\"userId\":");
     sbuf_json_str(out, r->s[REC_USER]);
     sbuf_puts(out, ",\"bodyUserId\":");
     sbuf_json_str(out, r->s[REC_BODY_USER]);
     sbuf_puts(out, ",\"workspaceId\":");
     sbuf_json_str(out, r->s[REC_WS_ID]);
+    sbuf_puts(out, ",\"subscriberId\":");
+    sbuf_json_str(out, r->s[REC_SUB_ID]);
     sbuf_printf(out, ",\"status\":%d,\"auth\":%s,\"trackingId\":", r->status,
                 r->auth ? "true" : "false");
     sbuf_json_str(out, r->s[REC_TRACKING]);
@@ -258,13 +272,15 @@ void stats_dump(struct sbuf *out)
     sbuf_printf(out,
                 "},\"unauthorized\":%llu,\"resets\":%llu,\"workspaces\":%llu,"
                 "\"createdTotal\":%llu,\"violations\":{\"retryAfter\":%llu,"
-                "\"concurrentUser\":%llu},\"inFlight\":%lld,\"delayed\":%lld}",
+                "\"concurrentUser\":%llu},\"inFlight\":%lld,\"delayed\":%lld",
                 (unsigned long long)stats_load(&st_by_status[401]),
                 (unsigned long long)stats_load(&st_resets), (unsigned long long)count,
                 (unsigned long long)created, (unsigned long long)stats_load(&st_viol_ra),
                 (unsigned long long)stats_load(&st_viol_cu),
                 (long long)atomic_load_explicit(&st_inflight, memory_order_relaxed),
                 (long long)atomic_load_explicit(&st_delayed, memory_order_relaxed));
+    subs_stats(out);
+    sbuf_puts(out, "}");
 }
 
 void stats_reset(void)

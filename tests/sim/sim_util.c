@@ -27,18 +27,32 @@ uint64_t clk_mono_us(void)
 
 void clk_utc_iso(char *out, size_t outsz)
 {
+    clk_iso_of_ms(clk_wall_ms(), out, outsz);
+}
+
+int64_t clk_wall_ms(void)
+{
     struct timespec ts;
+
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000L;
+}
+
+void clk_iso_of_ms(int64_t ms, char *out, size_t outsz)
+{
+    time_t secs = (time_t)(ms / 1000);
     struct tm tm;
     char date[24];
 
     if (outsz == 0)
         return;
     out[0] = '\0';
-    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || gmtime_r(&ts.tv_sec, &tm) == NULL)
+    if (ms < 0 || gmtime_r(&secs, &tm) == NULL)
         return;
     if (strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
         return;
-    snprintf(out, outsz, "%s.%03ldZ", date, ts.tv_nsec / 1000000L);
+    snprintf(out, outsz, "%s.%03dZ", date, (int)(ms % 1000));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -178,6 +192,21 @@ size_t b64url_encode(const void *in, size_t n, char *out, size_t outsz)
     }
     out[o] = '\0';
     return o;
+}
+
+void pct_encode(struct sbuf *out, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~')
+            sbuf_put(out, s, 1);
+        else
+            sbuf_put(out, esc, 3);
+    }
 }
 
 static int hex_val(char c)

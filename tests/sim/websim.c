@@ -1,5 +1,5 @@
 /*
- * websim: Webex for BroadWorks workspace API simulator (test program).
+ * websim: Webex for BroadWorks workspace and subscriber API simulator (test program).
  *
  * main(): parse options, bind the listen socket, start the libmicrohttpd
  * daemon (thread pool, epoll, suspend/resume), print "LISTENING <url>", then
@@ -47,8 +47,27 @@ struct sim_opts {
     const char *client_secret;
 };
 
+/* The listen socket's URL, "http://127.0.0.1:PORT": written once by main()
+ * before the daemon starts, read-only afterwards. */
+static char sim_url[NI_MAXHOST + NI_MAXSERV + 16];
+static bool sim_tls;
+
 /* ------------------------------------------------------------------------ */
 /* response helpers                                                          */
+
+void http_self_url(struct MHD_Connection *conn, struct sbuf *out)
+{
+    static const char host_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789-._:[]";
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+    size_t n = host != NULL ? strlen(host) : 0;
+
+    /* The Host header as sent, unless it could break out of the Link's <>. */
+    if (n > 0 && n <= 255 && strspn(host, host_chars) == n)
+        sbuf_printf(out, "%s://%s", sim_tls ? "https" : "http", host);
+    else
+        sbuf_puts(out, sim_url);
+}
 
 void http_tracking_id(char *out, size_t outsz)
 {
@@ -85,6 +104,13 @@ bool http_content_type_is(struct MHD_Connection *conn, const char *type)
 enum MHD_Result http_send(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
                           const char *tracking, unsigned retry_after, const char *allow)
 {
+    return http_send_link(conn, status, body, len, tracking, retry_after, allow, NULL);
+}
+
+enum MHD_Result http_send_link(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
+                               const char *tracking, unsigned retry_after, const char *allow,
+                               const char *link)
+{
     struct MHD_Response *resp;
     enum MHD_Result ret;
     char ra[16];
@@ -109,6 +135,8 @@ enum MHD_Result http_send(struct MHD_Connection *conn, unsigned status, char *bo
     }
     if (ok && allow != NULL)
         ok = MHD_add_response_header(resp, "Allow", allow) == MHD_YES;
+    if (ok && link != NULL)
+        ok = MHD_add_response_header(resp, "Link", link) == MHD_YES;
     ret = ok ? MHD_queue_response(conn, status, resp) : MHD_NO;
     MHD_destroy_response(resp);
     return ret;
@@ -346,8 +374,8 @@ static int sim_listen(const char *addr)
     return fd;
 }
 
-/* Print the LISTENING line for the bound socket. */
-static bool sim_announce(int fd, bool tls)
+/* Work out sim_url for the bound socket. */
+static bool sim_describe(int fd, bool tls)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -357,10 +385,16 @@ static bool sim_announce(int fd, bool tls)
         getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, serv, sizeof serv,
                     NI_NUMERICHOST | NI_NUMERICSERV) != 0)
         return false;
-    if (ss.ss_family == AF_INET6)
-        printf("LISTENING %s://[%s]:%s\n", tls ? "https" : "http", host, serv);
-    else
-        printf("LISTENING %s://%s:%s\n", tls ? "https" : "http", host, serv);
+    sim_tls = tls;
+    snprintf(sim_url, sizeof sim_url, ss.ss_family == AF_INET6 ? "%s://[%s]:%s" : "%s://%s:%s",
+             tls ? "https" : "http", host, serv);
+    return true;
+}
+
+/* Print the LISTENING line. */
+static bool sim_announce(void)
+{
+    printf("LISTENING %s\n", sim_url);
     return fflush(stdout) == 0;
 }
 
@@ -369,11 +403,13 @@ static bool sim_announce(int fd, bool tls)
 
 static void sim_usage(FILE *f)
 {
-    fprintf(f, "usage: websim [--listen ADDR:PORT] [--token TOKEN]... [--threads N]\n"
-               "              [--idle-timeout SECONDS]\n"
-               "              [--tls-cert FILE --tls-key FILE] [--faults JSON] [--seed N]\n"
-               "              [--refresh-token T] [--client-id ID] [--client-secret S]\n"
-               "Webex for BroadWorks workspace API simulator; see tests/sim/README.md.\n");
+    fprintf(
+        f,
+        "usage: websim [--listen ADDR:PORT] [--token TOKEN]... [--threads N]\n"
+        "              [--idle-timeout SECONDS]\n"
+        "              [--tls-cert FILE --tls-key FILE] [--faults JSON] [--seed N]\n"
+        "              [--refresh-token T] [--client-id ID] [--client-secret S]\n"
+        "Webex for BroadWorks workspace and subscriber API simulator; see tests/sim/README.md.\n");
 }
 
 static bool sim_parse_uint(const char *s, uint64_t max, uint64_t *out)
@@ -532,8 +568,8 @@ static int sim_init_modules(const struct sim_opts *o)
     };
     char err[256];
 
-    if (store_init() != 0 || reqlog_init() != 0 || guard_init() != 0 || auth_init(&ac) != 0 ||
-        faults_init() != 0) {
+    if (store_init() != 0 || subs_init() != 0 || reqlog_init() != 0 || guard_init() != 0 ||
+        auth_init(&ac) != 0 || faults_init() != 0) {
         fprintf(stderr, "websim: initialisation failed\n");
         return -1;
     }
@@ -556,6 +592,7 @@ static void sim_fini_modules(void)
     auth_fini();
     guard_fini();
     reqlog_fini();
+    subs_fini();
     store_fini();
 }
 
@@ -633,13 +670,17 @@ int main(int argc, char **argv)
     fd = sim_listen(o.listen);
     if (fd < 0)
         goto stop;
+    if (!sim_describe(fd, cert != NULL)) {
+        close(fd);
+        goto stop;
+    }
     d = sim_start_daemon(&o, fd, cert, key);
     if (d == NULL) {
         fprintf(stderr, "websim: cannot start the HTTP daemon\n");
         close(fd);
         goto stop;
     }
-    if (!sim_announce(fd, cert != NULL))
+    if (!sim_announce())
         goto stop;
     sim_wait_signal(&set);
     status = 0;

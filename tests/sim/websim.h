@@ -1,5 +1,5 @@
 /*
- * websim: a Webex for BroadWorks workspace API simulator for bwprovd's tests.
+ * websim: a Webex for BroadWorks workspace and subscriber API simulator for bwprovd's tests.
  *
  * Shared declarations of the simulator's modules. Each module keeps its state
  * in file-static variables behind its own mutex (or atomics), with an
@@ -11,6 +11,9 @@
  *                 sbuf_ (growable string buffer with JSON escaping), smap_
  *                 (string-keyed open-addressing hash map, not thread-safe)
  *   sim_store.c   store_  workspaces, indexed by id and by userId
+ *   sim_subs.c    subs_   subscribers: indexes, creation order, the pending
+ *                         asynchronous transitions (applied lazily)
+ *   sim_subapi.c  subapi_ the subscriber routes: bodies, list query, Link
  *   sim_log.c     reqlog_ request log, stats_ counters
  *   sim_guard.c   guard_  protocol-violation detectors (Retry-After: 429 for
  *                         all, 423 per user; concurrent requests per user)
@@ -29,6 +32,9 @@
 #include <stdint.h>
 
 #include <microhttpd.h>
+
+/* The subscriber collection's path. */
+#define API_SUB_PATH "/v1/broadworks/subscribers"
 
 /* Largest request body accepted; larger ones get 413. */
 #define SIM_MAX_BODY (64u * 1024u)
@@ -52,6 +58,10 @@
 uint64_t clk_mono_us(void);
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SS.mmmZ" into out (>= 32 bytes). */
 void clk_utc_iso(char *out, size_t outsz);
+/* Wall-clock time (CLOCK_REALTIME) in milliseconds since the epoch. */
+int64_t clk_wall_ms(void);
+/* Epoch milliseconds ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" into out (>= 32 bytes). */
+void clk_iso_of_ms(int64_t ms, char *out, size_t outsz);
 
 /* ------------------------------------------------------------------------ */
 /* rng_: fast per-thread pseudo-random numbers (xoshiro256**)                */
@@ -75,6 +85,10 @@ void rng_token(char *out, size_t outsz, size_t nbytes);
 /* base64url without padding. Returns the length written (NUL-terminated),
  * or 0 when out is too small. */
 size_t b64url_encode(const void *in, size_t n, char *out, size_t outsz);
+/* Append s percent-encoded for a URL query value (all but ALPHA, DIGIT and
+ * "-._~" escaped). */
+struct sbuf;
+void pct_encode(struct sbuf *out, const char *s);
 /* Percent-decode in[0..n) into out (NUL-terminated). plus_is_space for
  * application/x-www-form-urlencoded. Fails on a malformed escape, on %00 and
  * when out is too small. */
@@ -171,6 +185,115 @@ void store_counts(uint64_t *count, uint64_t *created_total);
 void store_reset(void);
 
 /* ------------------------------------------------------------------------ */
+/* subs_: the BroadWorks subscribers                                         */
+
+/* Provisioning status, in the order of Cisco's OpenAPI enum. */
+enum sub_status {
+    SUB_PENDING_EMAIL_INPUT,
+    SUB_PENDING_EMAIL_VALIDATION,
+    SUB_PENDING_USER_MIGRATION,
+    SUB_PROVISIONING,
+    SUB_PROVISIONED,
+    SUB_UPDATING,
+    SUB_ERROR,
+    SUB_NSTATUS
+};
+
+/* The string fields of a subscriber, in the order of its JSON. */
+enum sub_field {
+    SF_USER,     /* userId */
+    SF_SP,       /* spEnterpriseId */
+    SF_FIRST,    /* firstName */
+    SF_LAST,     /* lastName */
+    SF_EMAIL,    /* email */
+    SF_PHONE,    /* primaryPhoneNumber */
+    SF_MOBILE,   /* mobilePhoneNumber */
+    SF_EXT,      /* extension */
+    SF_PACKAGE,  /* package */
+    SF_LANGUAGE, /* language */
+    SF_TIMEZONE, /* timezone */
+    SF_PROV,     /* provisioningId (last in the JSON, as in the OpenAPI examples) */
+    SF_N
+};
+
+/* Fields of a POST or PUT, borrowed from the caller. NULL: not given (a
+ * POST: absent; a PUT: unchanged). In a PUT, "" clears the field. */
+struct sub_input {
+    const char *f[SF_N];
+};
+
+/* Settings of the subscriber transitions, from faults_. */
+struct sub_config {
+    uint64_t delay_us; /* from the request to the final status */
+    bool sync;         /* the POST/PUT answer shows the final status already */
+    uint64_t max;      /* most subscribers stored at once */
+};
+
+/* List filters, parsed and validated by subapi_. Strings are decoded
+ * copies (NULL: filter not given). */
+enum sub_qkey {
+    SQ_USER,
+    SQ_PERSON,
+    SQ_EMAIL,
+    SQ_PROV,
+    SQ_SP,
+    SQ_STATUS,
+    SQ_CHANGED, /* lastStatusChange */
+    SQ_AFTER,
+    SQ_SELF, /* selfActivated */
+    SQ_MAX,
+    SQ_CURSOR,
+    SQ_N
+};
+
+struct sub_query {
+    char *v[SQ_N];
+    unsigned status_mask;     /* bit per sub_status; 0: any */
+    int64_t changed_after_ms; /* with v[SQ_CHANGED] */
+    int64_t created_after_ms; /* with v[SQ_AFTER] */
+    bool self_activated;      /* with v[SQ_SELF] */
+    unsigned max;             /* page size, 1..100 */
+    uint64_t cursor;          /* creation seq of the last item already seen */
+};
+
+/* "provisioned" etc.; NULL for an out-of-range value. */
+const char *subs_status_name(enum sub_status st);
+/* Parse s[0..n) as a status name. */
+bool subs_status_parse(const char *s, size_t n, enum sub_status *out);
+/* "userId" etc.; NULL for an out-of-range value. */
+const char *subs_field_name(enum sub_field f);
+
+int subs_init(void);
+void subs_fini(void);
+/* Create a subscriber in status provisioning (final at once with cfg->sync).
+ * Returns 200 (JSON appended to out, id copied to id_out), 409 when the
+ * userId belongs to a subscriber not in status error (one in error is
+ * replaced), 507 when cfg->max are stored, 500 when out of memory. */
+int subs_create(const struct sub_input *in, const struct sub_config *cfg, struct sbuf *out,
+                char *id_out, size_t id_outsz);
+/* Start an update: status updating, the changes applied at the transition.
+ * Returns 200 (the subscriber as it was appended to out), 400 when it would
+ * leave neither primaryPhoneNumber nor extension, 404, 409 when the new
+ * userId belongs to another subscriber, 423 while a transition is pending
+ * (*retry_after: seconds until it is due), 500. */
+int subs_update(const char *id, const struct sub_input *in, const struct sub_config *cfg,
+                struct sbuf *out, unsigned *retry_after);
+/* Returns 204 or 404. */
+int subs_delete(const char *id);
+/* Returns 200 (JSON appended to out) or 404. */
+int subs_get(const char *id, struct sbuf *out);
+/* Append {"items":[...]} for one page of q; *next_cursor is the cursor of
+ * the next page, 0 when this one is the last. */
+void subs_list(const struct sub_query *q, struct sbuf *out, uint64_t *next_cursor);
+/* userId of subscriber id as a malloc'd copy, or NULL when unknown. */
+char *subs_user_of(const char *id);
+/* Append {"subscribers":[...],"count":N,"created_total":N}. */
+void subs_dump(struct sbuf *out);
+/* Append ,"subscribers":N,"subscribersCreatedTotal":N,"subscribersByStatus":{...}. */
+void subs_stats(struct sbuf *out);
+void subs_reset(void);
+
+/* ------------------------------------------------------------------------ */
 /* reqlog_ / stats_: what the simulator saw                                  */
 
 /* Violation bits of a request. */
@@ -187,6 +310,8 @@ struct reqrec_in {
     const char *user;
     const char *body_user;
     const char *ws_id;
+    const char *sub_id;
+    const char *query;
     const char *tracking;
     const char *resp_tracking;
     int status;
@@ -307,6 +432,13 @@ void faults_pre(const char *method, const char *user, bool token, struct flt_dec
 void faults_post(struct flt_decision *d);
 /* Slack of the Retry-After detector, in ms. */
 void faults_retry_after_slack(unsigned *grace_ms, unsigned *tol_ms);
+/* The subscriber settings: subscriberDelayMs, subscriberSync, subscriberMax. */
+void faults_sub_config(struct sub_config *c);
+/* Final status of the next provisioning or update about user (NULL: none):
+ * its subscriberOutcome entry (one of its uses taken), else error with the
+ * probability subscriberErrorShare, else provisioned. For error, *errors gets
+ * the errors[] JSON array (malloc'd; NULL when out of memory). */
+enum sub_status faults_sub_outcome(const char *user, char **errors);
 
 /* ------------------------------------------------------------------------ */
 /* timer_: delayed responses                                                 */
@@ -332,9 +464,11 @@ enum req_phase {
 
 enum api_route {
     RT_NONE,
-    RT_WS_COLLECTION, /* /v1/broadworks/workspaces */
-    RT_WS_ITEM,       /* /v1/broadworks/workspaces/{id} */
-    RT_TOKEN,         /* /v1/access_token */
+    RT_WS_COLLECTION,  /* /v1/broadworks/workspaces */
+    RT_WS_ITEM,        /* /v1/broadworks/workspaces/{id} */
+    RT_SUB_COLLECTION, /* /v1/broadworks/subscribers */
+    RT_SUB_ITEM,       /* /v1/broadworks/subscribers/{id} */
+    RT_TOKEN,          /* /v1/access_token */
 };
 
 struct sim_req {
@@ -343,19 +477,23 @@ struct sim_req {
     enum req_phase phase;
     uint64_t recv_us;
     char method[16];
-    char *path;       /* raw request path, as sent */
+    char *path;       /* raw request path, as sent (without the query) */
+    char *qstring;    /* the query string, NULL when none (api_begin) */
     struct sbuf body; /* up to SIM_MAX_BODY bytes */
     size_t body_seen; /* bytes received, including dropped ones */
     bool too_large;
 
     /* Filled by api_begin() for api_finish(). */
     enum api_route route;
-    char *ws_id;              /* decoded {id}, RT_WS_ITEM */
+    char *item_id;            /* decoded {id} of an item route */
     char *user;               /* userId the request is about (concurrency key) */
     char *body_user;          /* userId in the body (POST/PUT), NULL when none */
     struct json_object *json; /* parsed body */
     struct ws_input in;       /* validated POST/PUT fields, borrowed from json;
                                  a PUT's user may be NULL (unchanged) */
+    struct sub_input sub;     /* the same for a subscriber */
+    struct sub_query *query;  /* a subscriber list's filters */
+    char *link;               /* Link header of the answer (a list page) */
     bool user_entered;        /* guard_user_enter() called */
     bool auth;                /* bearer token valid */
     unsigned violations;      /* VIOL_* */
@@ -376,6 +514,32 @@ enum MHD_Result api_finish(struct sim_req *req, bool send);
 /* Release what api_begin() allocated. */
 void api_release(struct sim_req *req);
 
+/* sim_api.c, shared with sim_subapi.c. What a body member must be. */
+enum api_need {
+    FIELD_OPTIONAL, /* absent, null or a string */
+    FIELD_NONEMPTY, /* absent, null or a non-empty string */
+    FIELD_REQUIRED, /* a non-empty string */
+};
+/* Read string member key of req->json into *out (NULL when absent or null).
+ * Returns false, with the message in req->msgbuf, when it is not what need
+ * says. */
+bool api_field(struct sim_req *req, const char *key, enum api_need need, const char **out);
+/* Set the decided error answer of req. */
+void api_set_error(struct sim_req *req, int status, int code, const char *msg);
+
+/* sim_subapi.c: the subscriber routes. */
+/* Validate a POST/PUT body (req->json already parsed) into req->sub; false
+ * with the message in req->msgbuf. */
+bool subapi_parse_body(struct sim_req *req);
+/* Validate a list GET's query into req->query; false with the message in
+ * req->msgbuf. */
+bool subapi_parse_query(struct sim_req *req);
+/* Perform a decided subscriber request; returns the status, with the answer
+ * in out, new_id set for a created subscriber, and req's error fields (and
+ * req->link) set as needed. */
+int subapi_perform(struct sim_req *req, struct sbuf *out, char *new_id, size_t new_idsz);
+void subapi_query_free(struct sub_query *q);
+
 /* sim_admin.c: the /_sim/ admin API. */
 enum MHD_Result admin_handle(struct sim_req *req);
 
@@ -386,6 +550,13 @@ void http_tracking_id(char *out, size_t outsz);
  * len == 0). retry_after > 0 adds Retry-After, allow adds Allow. */
 enum MHD_Result http_send(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
                           const char *tracking, unsigned retry_after, const char *allow);
+/* http_send() plus a Link header when link is not NULL. */
+enum MHD_Result http_send_link(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
+                               const char *tracking, unsigned retry_after, const char *allow,
+                               const char *link);
+/* Append "http://HOST:PORT" (https with TLS) as the client reached us: its
+ * Host header when that is a plain host[:port], else the listen address. */
+void http_self_url(struct MHD_Connection *conn, struct sbuf *out);
 /* Append a Webex-style error body. */
 void http_error_body(struct sbuf *out, const char *msg, int code, const char *tracking);
 /* Is the request's Content-Type media type `type` (parameters ignored)? */
