@@ -65,7 +65,7 @@ static void check_event(const struct ev_event *ev, const void *key, size_t keyle
 {
     FUZZ_CHECK(ev->type == EV_PROVISION || ev->type == EV_UPDATE || ev->type == EV_REMOVE,
                "type %d", (int)ev->type);
-    FUZZ_CHECK(ev_type_name(ev->type) != NULL, "type without a name");
+    FUZZ_CHECK(ev_type_name(ev->kind, ev->type) != NULL, "type without a name");
     FUZZ_CHECK(key != NULL, "accepted with a NULL key");
     FUZZ_CHECK(req_ok(ev->event_id, EV_MAX_EVENT_ID), "eventId");
     FUZZ_CHECK(req_ok(ev->user_id, EV_MAX_USER_ID), "userId");
@@ -138,8 +138,8 @@ static void check_against_json(const struct ev_event *ev, const void *value, siz
                "accepted without a workspace object");
     FUZZ_CHECK(json_object_object_get_ex(root, "type", &type) &&
                    json_object_is_type(type, json_type_string) &&
-                   strcmp(json_object_get_string(type), ev_type_name(ev->type)) == 0,
-               "type %s", ev_type_name(ev->type));
+                   strcmp(json_object_get_string(type), ev_type_name(ev->kind, ev->type)) == 0,
+               "type %s", ev_type_name(ev->kind, ev->type));
     check_member(root, "eventId", ev->event_id, true);
     check_member(ws, "userId", ev->user_id, true);
     check_member(ws, "provisioningId", ev->provisioning_id, true);
