@@ -198,6 +198,7 @@ int res_state_parse(const char *value, size_t len, struct res_state_in *out)
             char status[32];
             const char *st = copy_str(o, "status", status, sizeof(status));
             out->pending = st && (strcmp(st, "provisioning") == 0 || strcmp(st, "updating") == 0);
+            out->failed = st && strcmp(st, "error") == 0;
         }
         parse_source(o, out);
     }

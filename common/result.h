@@ -78,6 +78,7 @@ struct res_state_in {
     bool other_kind; /* "kind" names something else than a workspace or a subscriber */
     bool subscriber; /* "kind": "subscriber": workspace_id holds its subscriberId */
     bool pending;    /* a subscriber whose status is not final (provisioning, updating) */
+    bool failed;     /* a subscriber whose provisioning ended in status error */
     const char *workspace_id;
     struct res_source source;
     char ws_buf[257];
@@ -86,6 +87,8 @@ struct res_state_in {
 /* Parses value (not NUL-terminated). Returns 0, or -1 when it is not a JSON
  * object. */
 int res_state_parse(const char *value, size_t len, struct res_state_in *out);
+/* Where a subscriber record's provisioning stands, for the state table. */
+#define sub_state(in) ((in)->pending ? ST_SUB_PENDING : (in)->failed ? ST_SUB_FAILED : ST_SUB_DONE)
 
 /* Formats epoch milliseconds as "2026-11-26T10:00:00.412Z". */
 void res_format_time(int64_t epoch_ms, char *out, size_t outlen);

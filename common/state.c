@@ -14,7 +14,7 @@
 #define ARENA_BLOCK (1u << 20)
 
 enum { WS_NONE, WS_PACKED, WS_STRING }; /* WS_NONE: removed marker */
-enum { F_SUBSCRIBER = 1, F_PENDING = 2 };
+enum { F_SUBSCRIBER = 1, F_PENDING = 2, F_FAILED = 4 };
 
 /* 80 bytes for a typical user (15-character userId) plus 16 for its two
  * hash buckets: the id packed to 16 bytes (wsid.h), the userId inline, no
@@ -180,7 +180,7 @@ enum st_status st_get_kind(struct st_table *t, const char *user, char *ws, size_
     enum st_status s = ST_ABSENT;
 
     if (kind)
-        *kind = (struct st_kind){false, false};
+        *kind = (struct st_kind){false, false, false};
     pthread_rwlock_rdlock(&t->lock);
     struct st_entry *e = lookup(t, user);
     if (e && src) {
@@ -195,7 +195,8 @@ enum st_status st_get_kind(struct st_table *t, const char *user, char *ws, size_
     if (e && e->ws_kind != WS_NONE) {
         s = ST_PRESENT;
         if (kind)
-            *kind = (struct st_kind){e->flags & F_SUBSCRIBER, e->flags & F_PENDING};
+            *kind = (struct st_kind){e->flags & F_SUBSCRIBER, e->flags & F_PENDING,
+                                     e->flags & F_FAILED};
         if (wscap && e->ws_kind == WS_PACKED) {
             char id[WSID_MAX];
             wsid_unpack(e->ws.packed, id, sizeof(id));
@@ -364,10 +365,11 @@ int st_put(struct st_table *t, const char *user, const char *workspace_id, const
     return put(t, user, workspace_id, 0, src);
 }
 
-int st_put_subscriber(struct st_table *t, const char *user, const char *subscriber_id, bool pending,
-                      const struct st_src *src)
+int st_put_subscriber(struct st_table *t, const char *user, const char *subscriber_id,
+                      enum st_sub sub, const struct st_src *src)
 {
-    return put(t, user, subscriber_id, F_SUBSCRIBER | (pending ? F_PENDING : 0), src);
+    uint8_t f = sub == ST_SUB_PENDING ? F_PENDING : sub == ST_SUB_FAILED ? F_FAILED : 0;
+    return put(t, user, subscriber_id, F_SUBSCRIBER | f, src);
 }
 
 int st_remove(struct st_table *t, const char *user, const struct st_src *src)

@@ -25,11 +25,18 @@ struct st_src {
 
 enum st_status { ST_ABSENT, ST_PRESENT, ST_REMOVED };
 
-/* What a present entry is: a workspace, or a subscriber (whose
- * asynchronous provisioning may still be pending). */
+/* Where a subscriber's asynchronous provisioning stands. */
+enum st_sub {
+    ST_SUB_DONE,    /* final: provisioned, or Webex waits for the person */
+    ST_SUB_PENDING, /* provisioning or updating: bwprovd follows it */
+    ST_SUB_FAILED,  /* its provisioning ended in status error */
+};
+
+/* What a present entry is: a workspace, or a subscriber and its status. */
 struct st_kind {
     bool subscriber;
-    bool pending;
+    bool pending; /* ST_SUB_PENDING */
+    bool failed;  /* ST_SUB_FAILED */
 };
 
 struct st_table *st_new(void);
@@ -63,10 +70,10 @@ bool st_older(struct st_table *t, const char *user, const struct st_src *src);
 int st_put(struct st_table *t, const char *user, const char *workspace_id,
            const struct st_src *src);
 
-/* Sets user's subscriber (pending: its provisioning is not final yet), as
- * st_put does a workspace. */
-int st_put_subscriber(struct st_table *t, const char *user, const char *subscriber_id, bool pending,
-                      const struct st_src *src);
+/* Sets user's subscriber and where its provisioning stands, as st_put does
+ * a workspace. */
+int st_put_subscriber(struct st_table *t, const char *user, const char *subscriber_id,
+                      enum st_sub sub, const struct st_src *src);
 
 /* As st_get_src (src may be NULL), and what the entry is. */
 enum st_status st_get_kind(struct st_table *t, const char *user, char *id, size_t cap,

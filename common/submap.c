@@ -86,8 +86,12 @@ static struct sm_verdict by_status(const struct sm_in *in)
     if (is(st, "error")) {
         if (r->error_code == ERR_USER_ASSOCIATED && in->type == EV_PROVISION && !in->looked_up)
             return next(SM_LOOKUP);
-        return fail(KIND_PROVISIONING,
-                    r->errors ? NULL : "Webex reports provisioning status error");
+        struct sm_verdict v =
+            fail(KIND_PROVISIONING, r->errors ? NULL : "Webex reports provisioning status error");
+        /* A provision's subscriber exists in Webex, in error: its id is kept
+         * (an update or remove can reach it; a replay provisions again). */
+        v.record = in->type == EV_PROVISION;
+        return v;
     }
     return keep_polling(in); /* provisioning, updating, or nothing said yet */
 }

@@ -59,7 +59,8 @@ struct sm_verdict {
     const char *message; /* SM_FAIL: static text; NULL: Webex's own (r->errors) */
     int64_t poll_ms;     /* SM_POLL */
     /* The answer names the subscriber (r->id): the state table keeps it now,
-     * even before a final status, so no id Webex gave is lost. */
+     * even before a final status (and after a final error), so no id Webex
+     * gave is lost. */
     bool record;
     bool pending; /* ... and its provisioning is not finished yet */
 };

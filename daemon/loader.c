@@ -107,8 +107,8 @@ static void apply_record(struct app *a, const rd_kafka_message_t *m, const char 
         return;
     }
     if (in.subscriber)
-        table_write(a, st_put_subscriber(a->state, user, in.workspace_id, in.pending, &src), user,
-                    m);
+        table_write(a, st_put_subscriber(a->state, user, in.workspace_id, sub_state(&in), &src),
+                    user, m);
     else
         table_write(a, st_put(a->state, user, in.workspace_id, &src), user, m);
 }

@@ -224,7 +224,10 @@ static int state_change(struct app *a, struct job *j, const struct outcome *o, s
             out[n++] = state_marker(a, j, ev->user_id, o->workspace_id, user);
         }
         if (ev->kind == EV_SUBSCRIBER)
-            table_write(st_put_subscriber(a->state, user, o->workspace_id, false, &src), user);
+            table_write(st_put_subscriber(a->state, user, o->workspace_id,
+                                          o->outcome == RES_SUCCEEDED ? ST_SUB_DONE : ST_SUB_FAILED,
+                                          &src),
+                        user);
         else
             table_write(st_put(a->state, user, o->workspace_id, &src), user);
         out[n++] = state_record(a, j, user, o->workspace_id, o->resp, o->status);
@@ -381,7 +384,9 @@ void outcome_emit(struct app *a, struct job *j, const struct outcome *o)
     if (o->outcome != RES_SUCCEEDED)
         recs[n++] = dlq_rec(a, j, o);
     int first_state = n;
-    if (o->outcome == RES_SUCCEEDED)
+    /* A failed event changes nothing, but for a subscriber whose
+     * provisioning ended in error: Webex has it, with an id (submap.h). */
+    if (o->outcome == RES_SUCCEEDED || o->state_put)
         n += state_change(a, j, o, recs + n);
     busy(a, j);
     if (n > first_state)
@@ -396,7 +401,7 @@ void outcome_note_pending(struct app *a, struct job *j, const char *id, const st
 {
     struct st_src src = {a->cfg.topic_events, j->partition, j->offset};
     char *user = j->ev.user_id;
-    int rc = st_put_subscriber(a->state, user, id, true, &src);
+    int rc = st_put_subscriber(a->state, user, id, ST_SUB_PENDING, &src);
     table_write(rc, user);
     if (rc != 0)
         return; /* the table has something newer, or no memory: nothing to add */
@@ -517,7 +522,8 @@ static void replay_entry(void *arg, uint64_t seq, const struct jf_rec *recs, int
         if (in.removed)
             table_write(st_remove(a->state, user, &src), user);
         else if (in.workspace_id && in.subscriber)
-            table_write(st_put_subscriber(a->state, user, in.workspace_id, in.pending, &src), user);
+            table_write(st_put_subscriber(a->state, user, in.workspace_id, sub_state(&in), &src),
+                        user);
         else if (in.workspace_id)
             table_write(st_put(a->state, user, in.workspace_id, &src), user);
         keep[k++] = i;

@@ -71,6 +71,26 @@ static bool id_allowed(struct engine *e, struct job *j, enum st_status st, const
     return false;
 }
 
+#define TABLE_RECHECK_US 200000 /* state.lookup_wait_ms: how often the table is asked */
+
+/* A lookup found no subscriber for an update or remove: the id may be on
+ * its way to the state table (a rename to this userId still running here
+ * or on another instance, a restarted instance's journal). Within
+ * state.lookup_wait_ms the job waits (no request, no slot) and the table is
+ * asked again; true while that window is open. */
+static bool wait_for_table(struct engine *e, struct job *j)
+{
+    int64_t now = app_now_us(), window = atomic_load(&eng_app(e)->lookup_wait_ms) * 1000;
+    if (!j->lookup_since_us)
+        j->lookup_since_us = now;
+    int64_t end = j->lookup_since_us + window;
+    if (now >= end)
+        return false;
+    j->sub_begun = false; /* begin() asks the table again */
+    eng_wait_until(e, j, now + TABLE_RECHECK_US < end ? now + TABLE_RECHECK_US : end);
+    return true;
+}
+
 /* The first decision: a replay, or which id (event, table, or a lookup). */
 static bool begin(struct engine *e, struct job *j)
 {
@@ -87,7 +107,9 @@ static bool begin(struct engine *e, struct job *j)
                           "the state table holds a workspace for this userId", id);
         return false;
     }
-    if (st_applied(a->state, ev->user_id, &src)) {
+    /* A provision that ended in error is not done: it is tried again. */
+    bool failed_here = st == ST_PRESENT && kind.failed && ev->type == EV_PROVISION;
+    if (!failed_here && st_applied(a->state, ev->user_id, &src)) {
         if (st == ST_PRESENT && kind.pending && set_id(j, id)) { /* follow it on */
             j->poll_since_us = app_now_us();
             j->sub_step = SM_STEP_POLL;
@@ -104,7 +126,9 @@ static bool begin(struct engine *e, struct job *j)
         return false;
     const char *use = ev->subscriber_id ? ev->subscriber_id : st == ST_PRESENT ? id : NULL;
     if (!use) { /* no id here: Webex knows it by userId */
-        j->sub_step = SM_STEP_LOOKUP;
+        if (j->looked_up && wait_for_table(e, j))
+            return false;
+        j->sub_step = SM_STEP_LOOKUP; /* the first lookup, or the last after the wait */
         return true;
     }
     if (!set_id(j, use)) {
@@ -183,8 +207,10 @@ static void fail(struct engine *e, struct xfer *x, struct job *j, long status,
                         .error_kind = v->kind,
                         .error_message = msg,
                         .workspace_id = r->id && *r->id ? r->id : j->ws,
+                        .resp = r,
                         .status = r->status,
                         .person_id = r->person_id};
+    o.state_put = v->record && o.workspace_id;
     eng_finish(e, j, &o);
 }
 
@@ -257,14 +283,20 @@ static void complete(struct engine *e, struct xfer *x, struct job *j, long statu
 
     struct sm_in in = situation(e, j, status, &r, matches);
     struct sm_verdict v = sm_decide(&in);
-    /* A rename Webex already applied (the event is a replay): the
-     * subscriber goes by its new userId now. */
-    if (v.action == SM_FAIL && in.step == SM_STEP_LOOKUP && matches == 0 &&
-        j->ev.type == EV_UPDATE && j->ev.new_user_id && !j->lookup_new) {
-        j->lookup_new = true;
-        go(e, j, SM_STEP_LOOKUP, app_now_us());
-        resp_clear(&r);
-        return;
+    if (in.step == SM_STEP_LOOKUP && matches == 0 && j->ev.type != EV_PROVISION) {
+        j->looked_up = true;
+        /* A rename Webex already applied (the event is a replay): the
+         * subscriber goes by its new userId now. */
+        if (j->ev.type == EV_UPDATE && j->ev.new_user_id && !j->lookup_new) {
+            j->lookup_new = true;
+            go(e, j, SM_STEP_LOOKUP, app_now_us());
+            resp_clear(&r);
+            return;
+        }
+        if (wait_for_table(e, j)) {
+            resp_clear(&r);
+            return;
+        }
     }
     switch (v.action) {
     case SM_SUCCEED:

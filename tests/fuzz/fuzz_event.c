@@ -35,13 +35,17 @@ static bool streq_opt(const char *a, const char *b)
 
 static bool ev_equal(const struct ev_event *a, const struct ev_event *b)
 {
-    return a->type == b->type && streq_opt(a->event_id, b->event_id) &&
+    return a->type == b->type && a->kind == b->kind && streq_opt(a->event_id, b->event_id) &&
            streq_opt(a->user_id, b->user_id) && streq_opt(a->new_user_id, b->new_user_id) &&
            streq_opt(a->provisioning_id, b->provisioning_id) &&
            streq_opt(a->sp_enterprise_id, b->sp_enterprise_id) &&
            streq_opt(a->display_name, b->display_name) && streq_opt(a->phone, b->phone) &&
            streq_opt(a->extension, b->extension) && streq_opt(a->workspace_id, b->workspace_id) &&
-           strcmp(a->ignored, b->ignored) == 0;
+           streq_opt(a->subscriber_id, b->subscriber_id) &&
+           streq_opt(a->first_name, b->first_name) && streq_opt(a->last_name, b->last_name) &&
+           streq_opt(a->package, b->package) && streq_opt(a->mobile, b->mobile) &&
+           streq_opt(a->email, b->email) && streq_opt(a->language, b->language) &&
+           streq_opt(a->timezone, b->timezone) && strcmp(a->ignored, b->ignored) == 0;
 }
 
 static bool opt_ok(const char *s, size_t max)
@@ -77,12 +81,35 @@ static void check_event(const struct ev_event *ev, const void *key, size_t keyle
     FUZZ_CHECK(opt_ok(ev->sp_enterprise_id, EV_MAX_ENTERPRISE_ID), "spEnterpriseId");
     FUZZ_CHECK(opt_ok(ev->display_name, EV_MAX_DISPLAY_NAME), "displayName");
     FUZZ_CHECK(memchr(ev->ignored, '\0', sizeof(ev->ignored)) != NULL, "ignored not terminated");
+    bool sub = ev->kind == EV_SUBSCRIBER;
+    FUZZ_CHECK(ev->kind == EV_WORKSPACE || sub, "kind %d", (int)ev->kind);
+    FUZZ_CHECK(opt_ok(ev->first_name, EV_MAX_NAME), "firstName");
+    FUZZ_CHECK(opt_ok(ev->last_name, EV_MAX_NAME), "lastName");
+    FUZZ_CHECK(opt_ok(ev->mobile, EV_MAX_PHONE), "mobilePhoneNumber");
+    FUZZ_CHECK(opt_ok(ev->email, EV_MAX_EMAIL), "email");
+    FUZZ_CHECK(opt_ok(ev->language, EV_MAX_LANGUAGE), "language");
+    FUZZ_CHECK(opt_ok(ev->timezone, EV_MAX_TIMEZONE), "timezone");
+    FUZZ_CHECK(!ev->package || strcmp(ev->package, "softphone") == 0 ||
+                   strcmp(ev->package, "basic") == 0 || strcmp(ev->package, "standard") == 0 ||
+                   strcmp(ev->package, "premium") == 0,
+               "package '%s'", ev->package);
+    FUZZ_CHECK(sub ? !ev->display_name && !ev->workspace_id
+                   : !ev->first_name && !ev->package && !ev->subscriber_id,
+               "a field of the other kind");
+    FUZZ_CHECK(!ev->subscriber_id || req_ok(ev->subscriber_id, EV_MAX_SUBSCRIBER_ID),
+               "subscriberId");
     switch (ev->type) {
     case EV_PROVISION:
         FUZZ_CHECK(req_ok(ev->provisioning_id, EV_MAX_PROVISIONING_ID), "provisioningId");
         FUZZ_CHECK(req_ok(ev->sp_enterprise_id, EV_MAX_ENTERPRISE_ID), "spEnterpriseId");
-        FUZZ_CHECK(req_ok(ev->display_name, EV_MAX_DISPLAY_NAME), "displayName");
-        FUZZ_CHECK(!ev->new_user_id && !ev->workspace_id && !ev->ignored[0],
+        if (sub) {
+            FUZZ_CHECK(req_ok(ev->first_name, EV_MAX_NAME) && req_ok(ev->last_name, EV_MAX_NAME) &&
+                           req_ok(ev->package, EV_MAX_PACKAGE),
+                       "a subscriber's required field");
+        } else {
+            FUZZ_CHECK(req_ok(ev->display_name, EV_MAX_DISPLAY_NAME), "displayName");
+        }
+        FUZZ_CHECK(!ev->new_user_id && !ev->workspace_id && !ev->subscriber_id && !ev->ignored[0],
                    "update/remove field in a provision");
         break;
     case EV_UPDATE:
@@ -133,23 +160,32 @@ static void check_against_json(const struct ev_event *ev, const void *value, siz
     json_object *root = json_tokener_parse_ex(tok, value, (int)len);
     FUZZ_CHECK(root && json_object_is_type(root, json_type_object), "accepted a non-object");
     json_object *ws = NULL, *type = NULL;
-    FUZZ_CHECK(json_object_object_get_ex(root, "workspace", &ws) &&
+    bool sub = ev->kind == EV_SUBSCRIBER;
+    FUZZ_CHECK(json_object_object_get_ex(root, sub ? "subscriber" : "workspace", &ws) &&
                    json_object_is_type(ws, json_type_object),
-               "accepted without a workspace object");
+               "accepted without a %s object", sub ? "subscriber" : "workspace");
     FUZZ_CHECK(json_object_object_get_ex(root, "type", &type) &&
                    json_object_is_type(type, json_type_string) &&
                    strcmp(json_object_get_string(type), ev_type_name(ev->kind, ev->type)) == 0,
                "type %s", ev_type_name(ev->kind, ev->type));
+    bool prov = ev->type == EV_PROVISION;
     check_member(root, "eventId", ev->event_id, true);
     check_member(ws, "userId", ev->user_id, true);
     check_member(ws, "provisioningId", ev->provisioning_id, true);
     check_member(ws, "spEnterpriseId", ev->sp_enterprise_id, true);
-    check_member(ws, "displayName", ev->display_name, true);
-    bool prov = ev->type == EV_PROVISION;
+    check_member(ws, "displayName", ev->display_name, !sub);
     check_member_ex(ws, "primaryPhoneNumber", ev->phone, true, prov);
     check_member_ex(ws, "extension", ev->extension, true, prov);
     check_member(ws, "newUserId", ev->new_user_id, ev->type == EV_UPDATE);
-    check_member(root, "workspaceId", ev->workspace_id, ev->type != EV_PROVISION);
+    check_member(root, "workspaceId", ev->workspace_id, !sub && !prov);
+    check_member(root, "subscriberId", ev->subscriber_id, sub && !prov);
+    check_member(ws, "firstName", ev->first_name, sub);
+    check_member(ws, "lastName", ev->last_name, sub);
+    check_member(ws, "package", ev->package, sub);
+    check_member_ex(ws, "mobilePhoneNumber", ev->mobile, sub, prov);
+    check_member_ex(ws, "email", ev->email, sub, prov);
+    check_member_ex(ws, "language", ev->language, sub, prov);
+    check_member_ex(ws, "timezone", ev->timezone, sub, prov);
     json_object_put(root);
     json_tokener_free(tok);
 }

@@ -1302,11 +1302,61 @@ def remove(user, event_id=None, **fields):
     return _event("workspace.remove", user, event_id, {}, fields)
 
 
+_SUBSCRIBER_FIELDS = frozenset((
+    "provisioningId", "userId", "spEnterpriseId", "firstName", "lastName", "package",
+    "primaryPhoneNumber", "mobilePhoneNumber", "extension", "email", "language", "timezone",
+    "newUserId"))
+
+
+def _sub_event(etype, user, event_id, defaults, fields):
+    sub = {"userId": user}
+    sub.update(defaults)
+    ev = {
+        "eventId": event_id if event_id is not None else str(uuid.uuid4()),
+        "type": etype,
+        "occurredAt": _now_iso(),
+        "subscriber": sub,
+    }
+    for k, v in fields.items():
+        target = sub if k in _SUBSCRIBER_FIELDS else ev
+        if v is None:
+            target.pop(k, None)
+        else:
+            target[k] = v
+    return ev
+
+
+def sub_provision(user, event_id=None, **fields):
+    """A ``subscriber.provision`` event (SPEC §2b) for ``user``. Defaults:
+    provisioningId "prov-1", spEnterpriseId "Reseller1+acme", firstName
+    "First", lastName "<user>", package "basic". Keyword fields named like
+    subscriber fields go into ``subscriber``, others (subscriberId, ...) to
+    the top level; None removes a field."""
+    return _sub_event("subscriber.provision", user, event_id, {
+        "provisioningId": "prov-1",
+        "spEnterpriseId": "Reseller1+acme",
+        "firstName": "First",
+        "lastName": user,
+        "package": "basic",
+    }, fields)
+
+
+def sub_update(user, event_id=None, **fields):
+    """A ``subscriber.update`` event: subscriber {userId} plus the fields."""
+    return _sub_event("subscriber.update", user, event_id, {}, fields)
+
+
+def sub_remove(user, event_id=None, **fields):
+    """A ``subscriber.remove`` event: subscriber {userId} plus the fields."""
+    return _sub_event("subscriber.remove", user, event_id, {}, fields)
+
+
 def event_record(event, key=Ellipsis):
     """``(key, value)`` for produce(): the compact JSON of ``event``, keyed
-    by its workspace.userId unless ``key`` is given (None = NULL key)."""
+    by its workspace.userId (subscriber.userId) unless ``key`` is given
+    (None = NULL key)."""
     if key is Ellipsis:
-        key = (event.get("workspace") or {}).get("userId")
+        key = (event.get("workspace") or event.get("subscriber") or {}).get("userId")
     return key, json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -347,7 +347,7 @@ static void test_subscribers(void)
     struct st_kind k;
     char id[128];
 
-    CHECK_EQ_INT(st_put_subscriber(t, "u1", "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvYQ", true, &src),
+    CHECK_EQ_INT(st_put_subscriber(t, "u1", "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvYQ", ST_SUB_PENDING, &src),
                  0);
     CHECK_EQ_INT(st_get_kind(t, "u1", id, sizeof(id), &k, NULL, NULL, 0), ST_PRESENT);
     CHECK_EQ_STR(id, "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvYQ");
@@ -357,7 +357,7 @@ static void test_subscribers(void)
     CHECK(st_applied(t, "u1", &src));
 
     /* The same event's final answer: no longer pending (same offset: not older). */
-    CHECK_EQ_INT(st_put_subscriber(t, "u1", "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvYQ", false, &src),
+    CHECK_EQ_INT(st_put_subscriber(t, "u1", "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvYQ", ST_SUB_DONE, &src),
                  0);
     CHECK_EQ_INT(st_get_kind(t, "u1", id, sizeof(id), &k, NULL, NULL, 0), ST_PRESENT);
     CHECK(k.subscriber && !k.pending);
@@ -384,7 +384,7 @@ static void test_subscribers(void)
     CHECK_EQ_INT(st_count_subscribers(t), 0);
     CHECK(!st_holder(t, "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvYQ", who, sizeof(who)));
     /* An older answer cannot bring it back. */
-    CHECK_EQ_INT(st_put_subscriber(t, "u1", "X", false, &src), 1);
+    CHECK_EQ_INT(st_put_subscriber(t, "u1", "X", ST_SUB_DONE, &src), 1);
     CHECK_EQ_INT(st_get(t, "u1", NULL, 0), ST_REMOVED);
     st_free(t);
 }
