@@ -292,3 +292,8 @@ int ev_parse(const void *key, size_t keylen, const void *value, size_t len, stru
         return reject(&c, "%s", "key does not match workspace.userId");
     return 0;
 }
+
+bool ev_utf8_valid(const void *s, size_t len)
+{
+    return utf8_valid(s, len);
+}
