@@ -44,6 +44,9 @@ enum imp_col {
 };
 extern const char *const imp_col_names[IMP_NCOLS];
 
+/* What a row does to the map (imp_decide). */
+enum imp_action { IMP_NEW, IMP_REPLACE, IMP_UNCHANGED, IMP_REFUSE };
+
 /* One workspace of the file: its fields (NULL when absent or empty) point
  * into the same allocation; free() frees the row. */
 struct imp_row {
@@ -52,7 +55,7 @@ struct imp_row {
     const struct imp_row *dup_of; /* an earlier line with the same userId and id */
     bool conflict;                /* contradicts another line (why says which) */
     char why[200];                /* the refusal reason, when conflict */
-    uint64_t hash[2];             /* of userId and workspaceId (imp_mark_conflicts) */
+    enum imp_action action;       /* the caller's record of what it decided */
 };
 
 enum imp_format { IMP_FMT_UNKNOWN, IMP_FMT_CSV, IMP_FMT_JSONL };
@@ -89,8 +92,6 @@ bool imp_check(const struct imp_row *r, char *why, size_t cap);
  * workspace id of an earlier one: dup_of that one (and conflict with it). rows are checked ones, in
  * file order. Returns 0, or -1 when out of memory (nothing marked). */
 int imp_mark_conflicts(struct imp_row **rows, size_t n);
-
-enum imp_action { IMP_NEW, IMP_REPLACE, IMP_UNCHANGED, IMP_REFUSE };
 
 /* What the map holds that matters for a row. */
 struct imp_existing {
