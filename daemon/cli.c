@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #define CLI_POLL_MS 100
+/* Records queued and not yet acknowledged at most: memory stays small, and
+ * an interruption stops the run within one window of records. */
+#define CLI_MAX_UNACKED 1000
 
 static volatile sig_atomic_t stop_requested;
 
@@ -488,6 +491,17 @@ int cli_read(struct cli *c, struct tr *t, const int64_t *start, const char *what
 int cli_produce(struct cli *c, const char *topic, int32_t partition, void *key, size_t keylen,
                 void *value, size_t len, rd_kafka_headers_t *hdrs, void *opaque)
 {
+    while (!cli_interrupted() && c->produced - c->acked - c->failed >= CLI_MAX_UNACKED) {
+        rd_kafka_poll(c->producer, CLI_POLL_MS);
+        cli_prog_tick(c, c->acked);
+    }
+    if (cli_interrupted()) {
+        if (hdrs)
+            rd_kafka_headers_destroy(hdrs);
+        cli_say(c, "interrupted: the records already queued are still waited for; the same "
+                   "command run again goes on from there");
+        return CLI_INCOMPLETE;
+    }
     for (;;) {
         rd_kafka_resp_err_t e =
             rd_kafka_producev(c->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
@@ -520,9 +534,8 @@ static bool kafka_gone(rd_kafka_resp_err_t e)
            kafka_access_error(e);
 }
 
-int cli_flush(struct cli *c, const char *what)
+int cli_flush(struct cli *c)
 {
-    cli_prog_begin(c, what, c->produced);
     while (c->acked + c->failed < c->produced) {
         rd_kafka_poll(c->producer, CLI_POLL_MS);
         cli_prog_tick(c, c->acked);

@@ -103,15 +103,18 @@ int cli_read(struct cli *c, struct tr *t, const int64_t *start, const char *what
 
 /* Queues one record (partition RD_KAFKA_PARTITION_UA: the partitioner's
  * choice, the same as the daemon's for the same key); hdrs is handed over.
- * opaque comes back in on_ack's m->_private. Returns 0, or an exit status
- * when Kafka refuses it at once. */
+ * opaque comes back in on_ack's m->_private. While 1,000 records wait for
+ * Kafka it waits (ticking the progress line the caller began with the
+ * number of records to write). Returns 0, or an exit status when Kafka
+ * refuses it at once or the user interrupted. */
 int cli_produce(struct cli *c, const char *topic, int32_t partition, void *key, size_t keylen,
                 void *value, size_t len, rd_kafka_headers_t *hdrs, void *opaque);
 
 /* Waits until every queued record is acknowledged or has failed (each
- * within message.timeout.ms), drawing progress as what. Returns 0 when all
- * were acknowledged, else 69 (Kafka unreachable) or 1, after saying why. */
-int cli_flush(struct cli *c, const char *what);
+ * within message.timeout.ms), then ends the progress line. Returns 0 when
+ * all were acknowledged, else 69 (Kafka unreachable) or 1, after saying
+ * why. */
+int cli_flush(struct cli *c);
 
 /* --- progress (only on a terminal; see common/progress.h) --- */
 

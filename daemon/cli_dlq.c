@@ -360,21 +360,19 @@ static void replay_acked(struct cli *c, const rd_kafka_message_t *m)
 static int produce_all(struct cli *c, struct replay *rp)
 {
     int rc = CLI_OK;
+    uint64_t todo = 0;
+    for (size_t n = 0; n < rp->n; n++)
+        todo += to_replay(rp->cands[n]);
     c->on_ack = replay_acked;
+    cli_prog_begin(c, "replaying", todo);
     for (size_t n = 0; n < rp->n && rc == CLI_OK; n++) {
         struct cand *k = rp->cands[n];
         if (!to_replay(k))
             continue;
-        if (cli_interrupted()) {
-            cli_say(c, "interrupted: what was queued is still waited for; run the same command "
-                       "again to go on");
-            rc = CLI_INCOMPLETE;
-            break;
-        }
         rc = cli_produce(c, c->cfg.topic_events, k->info.source.partition, k->key, k->keylen,
                          k->value, k->len, replay_headers(c, k), k);
     }
-    int flushed = cli_flush(c, "replaying");
+    int flushed = cli_flush(c);
     return rc != CLI_OK ? rc : flushed;
 }
 

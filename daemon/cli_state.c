@@ -507,16 +507,16 @@ static void report_changes(const struct cli *c, const struct import *im)
 static int write_rows(struct cli *c, struct import *im, struct st_table *t)
 {
     int rc = CLI_OK;
+    uint64_t todo = 0;
+    for (size_t i = 0; i < im->n; i++)
+        todo += im->rows[i]->action == IMP_NEW || im->rows[i]->action == IMP_REPLACE;
     c->on_ack = import_acked;
+    cli_prog_begin(c, "importing", todo);
     for (size_t i = 0; i < im->n && rc == CLI_OK; i++) {
         if (im->rows[i]->action == IMP_NEW || im->rows[i]->action == IMP_REPLACE)
             rc = write_row(c, im, t, i);
-        if (rc == CLI_OK && cli_interrupted()) {
-            cli_say(c, "interrupted: what was queued is still waited for");
-            rc = CLI_INCOMPLETE;
-        }
     }
-    int flushed = cli_flush(c, "importing"); /* what is queued, in any case */
+    int flushed = cli_flush(c); /* what is queued, in any case */
     return rc != CLI_OK ? rc : flushed;
 }
 
