@@ -10,7 +10,9 @@
  *  4. scan topic.events, from just after each record's failed event, for
  *     bwprovd-replay-of headers naming a selected record: those were
  *     replayed already (by an interrupted or an earlier run), so a run
- *     repeated with the same filters produces nothing twice;
+ *     repeated with the same filters produces nothing twice. This comes
+ *     before "stale": a replay that was applied makes its own record look
+ *     stale, and is reported as replayed;
  *  5. produce the rest to topic.events, key and bytes unchanged, to the
  *     partition of the event they came from (one user's events stay in one
  *     partition whatever partitioner wrote them), with the replay headers.
@@ -267,6 +269,14 @@ static int state_record(struct cli *c, const rd_kafka_message_t *m, void *arg)
     return CLI_OK;
 }
 
+/* Whether a replay of k is looked for: one that is to be replayed, and a
+ * stale one too, since a replay already applied is what makes its record
+ * look stale (reported as replayed, not as stale). */
+static bool looked_for(const struct cand *k)
+{
+    return (k->verdict == DQ_REPLAY || k->verdict == DQ_STALE) && !k->seen_as[0];
+}
+
 /* Step 3: each record's verdict, against the user's state entry. */
 static void decide(struct cli *c, struct replay *rp, int partitions)
 {
@@ -285,7 +295,7 @@ static void decide(struct cli *c, struct replay *rp, int partitions)
         }
         struct seen *s = (struct seen *)hmap_find(&rp->seen, hmap_hash(k->id, strlen(k->id)), k->id,
                                                   strlen(k->id), seen_eq);
-        if (s && k->verdict == DQ_REPLAY)
+        if (s && looked_for(k))
             snprintf(k->seen_as, sizeof(k->seen_as), "%s", s->where);
     }
 }
@@ -305,7 +315,7 @@ static int events_record(struct cli *c, const rd_kafka_message_t *m, void *arg)
         return CLI_OK;
     struct cand *k =
         (struct cand *)hmap_find(&rp->ids, hmap_hash(of.p, of.len), of.p, of.len, cand_eq);
-    if (k && to_replay(k)) {
+    if (k && looked_for(k)) {
         snprintf(k->seen_as, sizeof(k->seen_as), "the event ");
         position(m, k->seen_as + strlen(k->seen_as), sizeof(k->seen_as) - strlen(k->seen_as));
     }
@@ -327,7 +337,7 @@ static int scan_events(struct cli *c, struct replay *rp, struct tr *ev)
     for (size_t n = 0; n < rp->n; n++) {
         const struct cand *k = rp->cands[n];
         int32_t p = k->info.source.partition;
-        if (to_replay(k) && k->info.source.offset + 1 < start[p])
+        if (looked_for(k) && k->info.source.offset + 1 < start[p])
             start[p] = k->info.source.offset + 1;
     }
     int rc = cli_read(c, ev, start, "looking for earlier replays", events_record, rp);
@@ -383,13 +393,13 @@ static void report_one(struct cli *c, struct replay *rp, const struct cand *k)
     if (k->verdict == DQ_REFUSED) {
         rp->counts[REFUSED]++;
         cli_say(c, "refused %s (%s): %s", k->id, user, k->why);
+    } else if (k->seen_as[0]) {
+        rp->counts[ALREADY]++;
+        printf("already replayed\t%s\t%s\tas %s\n", k->id, user, k->seen_as);
     } else if (k->verdict == DQ_STALE || k->verdict == DQ_LOOP_GUARD) {
         rp->counts[k->verdict == DQ_STALE ? STALE : LOOP]++;
         printf("skipped %s\t%s\t%s\t%s\n", k->verdict == DQ_STALE ? "stale" : "by the loop guard",
                k->id, user, k->why);
-    } else if (k->seen_as[0]) {
-        rp->counts[ALREADY]++;
-        printf("already replayed\t%s\t%s\tas %s\n", k->id, user, k->seen_as);
     } else if (c->args.dry_run || k->new_offset >= 0) {
         rp->counts[REPLAYED]++;
         printf("%s\t%s\t%s\t%s %s/%" PRId32, c->args.dry_run ? "would replay" : "replayed", k->id,
