@@ -1,6 +1,7 @@
 /* progress: see progress.h. */
 #include "progress.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,7 +54,9 @@ size_t prog_format(char *buf, size_t cap, const char *what, uint64_t done, uint6
         snprintf(tmp, sizeof(tmp), " of %s (%d%%)", t, (int)(done * 100 / total));
         append(buf, cap, &len, tmp);
     }
-    if (elapsed_s < 0.1 || done == 0)
+    /* a rate from the first instants says little, unless the phase is over */
+    bool over = total && done == total;
+    if (done == 0 || elapsed_s <= 0 || (elapsed_s < 0.1 && !over))
         return len;
     double rate = (double)done / elapsed_s;
     prog_count(n, sizeof(n), (uint64_t)(rate + 0.5));

@@ -20,8 +20,9 @@
 /* Writes "<what>: <done> of <total> (<pct>%), <rate>/s, <left> left" to buf
  * (always terminated, truncated to cap); total 0 means unknown (then
  * "<what>: <done>, <rate>/s"). The rate and the time left appear once
- * elapsed_s is at least a tenth of a second and something was done; done
- * above total counts as total. Returns the length written. */
+ * elapsed_s is at least a tenth of a second (or the phase is over: done
+ * reached total) and something was done; done above total counts as
+ * total. Returns the length written. */
 size_t prog_format(char *buf, size_t cap, const char *what, uint64_t done, uint64_t total,
                    double elapsed_s);
 

@@ -7,7 +7,7 @@
  *     bwprovd-replay-of header there (a replay that failed again);
  *  2. read topic.state into a table with the loader's rules (strec.c);
  *  3. decide each record (common/dlq.c: refused, loop guard, stale);
- *  4. scan topic.events, from just after each record's failed event, for
+ *  4. scan topic.events, from each record's failed event on, for
  *     bwprovd-replay-of headers naming a selected record: those were
  *     replayed already (by an interrupted or an earlier run), so a run
  *     repeated with the same filters produces nothing twice. This comes
@@ -322,8 +322,10 @@ static int events_record(struct cli *c, const rd_kafka_message_t *m, void *arg)
     return CLI_OK;
 }
 
-/* Step 4: from just after each record's failed event (a replay of it can
- * only be later), in the partitions that have one; elsewhere nothing. */
+/* Step 4: from each record's failed event on (a replay of it is later,
+ * unless the topic lost its records since: then a replay can sit at that
+ * very offset, so it is read too), in the partitions that have one;
+ * elsewhere nothing. */
 static int scan_events(struct cli *c, struct replay *rp, struct tr *ev)
 {
     int np = tr_partitions(ev);
@@ -337,8 +339,8 @@ static int scan_events(struct cli *c, struct replay *rp, struct tr *ev)
     for (size_t n = 0; n < rp->n; n++) {
         const struct cand *k = rp->cands[n];
         int32_t p = k->info.source.partition;
-        if (looked_for(k) && k->info.source.offset + 1 < start[p])
-            start[p] = k->info.source.offset + 1;
+        if (looked_for(k) && k->info.source.offset < start[p])
+            start[p] = k->info.source.offset >= 0 ? k->info.source.offset : 0;
     }
     int rc = cli_read(c, ev, start, "looking for earlier replays", events_record, rp);
     free(start);

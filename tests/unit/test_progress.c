@@ -51,6 +51,11 @@ static void test_format(void)
     CHECK_EQ_STR(b, "reading: 5 of 10 (50%)");
     prog_format(b, sizeof(b), "reading", 0, 10, 5);
     CHECK_EQ_STR(b, "reading: 0 of 10 (0%)");
+    /* a phase over in no time still says its rate */
+    prog_format(b, sizeof(b), "reading", 3000, 3000, 0.05);
+    CHECK_EQ_STR(b, "reading: 3,000 of 3,000 (100%), 60,000/s");
+    prog_format(b, sizeof(b), "reading", 3000, 3000, 0);
+    CHECK_EQ_STR(b, "reading: 3,000 of 3,000 (100%)");
     /* done beyond total (compaction gaps, late records) counts as total */
     prog_format(b, sizeof(b), "x", 12, 10, 1);
     CHECK_EQ_STR(b, "x: 10 of 10 (100%), 10/s");
