@@ -319,7 +319,8 @@ static int by_line(const void *x, const void *y)
 static void say_refusals(struct cli *c, struct import *im)
 {
     im->refusals_said = true;
-    qsort(im->refusals, im->n_refusals, sizeof(*im->refusals), by_line);
+    if (im->n_refusals) /* qsort's array must not be NULL, even empty */
+        qsort(im->refusals, im->n_refusals, sizeof(*im->refusals), by_line);
     for (size_t i = 0; i < im->n_refusals; i++)
         cli_say(c, "refused line %u%s", im->refusals[i].line, im->refusals[i].text);
 }

@@ -149,7 +149,7 @@ def check_force(mk, d, other):
           "replaced %s %s" % (USERS[0], other) in r.stdout and rec["workspaceId"] == other and
           rec["source"] == before["source"],
           "--force replaces it, keeping the entry's source (nothing new looks applied)",
-          (r.stdout, rec, before))
+          (r.returncode, r.stdout, r.stderr[-3000:], rec, before))
     # put the right id back, for the daemon checks below
     with open(path, "w") as f:
         f.write(json.dumps({"userId": USERS[0], "workspaceId": before["workspaceId"]}) + "\n")
