@@ -54,7 +54,7 @@ struct imp_row {
     char *f[IMP_NCOLS];
     const struct imp_row *dup_of; /* an earlier line with the same userId and id */
     bool conflict;                /* contradicts another line (why says which) */
-    char why[200];                /* the refusal reason, when conflict */
+    char why[64];                 /* the refusal reason, when conflict */
     enum imp_action action;       /* the caller's record of what it decided */
 };
 

@@ -128,19 +128,19 @@ int cli_dlq_list(struct cli *c)
 
 /* --- replay --- */
 
-/* A selected DLQ record. */
+/* A selected DLQ record: about 1.2 KB plus its key and value. */
 struct cand {
     struct hmap_node node; /* by id, in replay.ids */
     struct dq_info info;   /* its reason is not kept */
-    char id[300];          /* dlq topic/partition/offset */
+    char *id;              /* dlq topic/partition/offset */
     int32_t dlq_partition;
     int64_t dlq_offset;
     char *key, *value;
     size_t keylen, len;
     enum dq_verdict verdict;
-    bool was_stale; /* stale, replayed because of --force */
-    char why[400];
-    char seen_as[300];  /* a replay of it exists there; "" when none */
+    bool was_stale;     /* stale, replayed because of --force */
+    char *why;          /* why it is not replayed; NULL: it is */
+    char *seen_as;      /* a replay of it is there; NULL: none */
     int64_t new_offset; /* where Kafka put the replay, -1 until acknowledged */
 };
 
@@ -202,7 +202,10 @@ static int add_cand(struct cli *c, struct replay *rp, const rd_kafka_message_t *
     k->info.source.topic = k->info.source_topic;
     k->info.origin.topic = k->info.origin_topic;
     k->new_offset = -1;
-    position(m, k->id, sizeof(k->id));
+    char id[300];
+    position(m, id, sizeof(id));
+    if (!(k->id = strdup(id)))
+        goto oom;
     k->dlq_partition = m->partition;
     k->dlq_offset = m->offset;
     k->keylen = m->key_len;
@@ -274,50 +277,62 @@ static int state_record(struct cli *c, const rd_kafka_message_t *m, void *arg)
  * look stale (reported as replayed, not as stale). */
 static bool looked_for(const struct cand *k)
 {
-    return (k->verdict == DQ_REPLAY || k->verdict == DQ_STALE) && !k->seen_as[0];
+    return (k->verdict == DQ_REPLAY || k->verdict == DQ_STALE) && !k->seen_as;
 }
 
 /* Step 3: each record's verdict, against the user's state entry. */
-static void decide(struct cli *c, struct replay *rp, int partitions)
+static int decide_one(struct cli *c, struct replay *rp, struct cand *k, int partitions)
+{
+    char topic[256], why[400];
+    struct st_src entry;
+    bool has = k->info.has_user &&
+               st_get_src(rp->t, k->info.user, NULL, 0, &entry, topic, sizeof(topic)) != ST_ABSENT;
+    k->verdict = dq_decide(&k->info, c->cfg.topic_events, partitions, has ? &entry : NULL,
+                           c->args.force, why, sizeof(why));
+    if (k->verdict != DQ_REPLAY && !(k->why = strdup(why)))
+        return CLI_INCOMPLETE;
+    if (k->verdict == DQ_REPLAY && c->args.force)
+        k->was_stale = dq_decide(&k->info, c->cfg.topic_events, partitions, has ? &entry : NULL,
+                                 false, why, sizeof(why)) == DQ_STALE;
+    struct seen *s = (struct seen *)hmap_find(&rp->seen, hmap_hash(k->id, strlen(k->id)), k->id,
+                                              strlen(k->id), seen_eq);
+    if (s && looked_for(k) && !(k->seen_as = strdup(s->where)))
+        return CLI_INCOMPLETE;
+    return CLI_OK;
+}
+
+static int decide(struct cli *c, struct replay *rp, int partitions)
 {
     for (size_t n = 0; n < rp->n; n++) {
-        struct cand *k = rp->cands[n];
-        char topic[256];
-        struct st_src entry;
-        bool has = k->info.has_user && st_get_src(rp->t, k->info.user, NULL, 0, &entry, topic,
-                                                  sizeof(topic)) != ST_ABSENT;
-        k->verdict = dq_decide(&k->info, c->cfg.topic_events, partitions, has ? &entry : NULL,
-                               c->args.force, k->why, sizeof(k->why));
-        if (k->verdict == DQ_REPLAY && c->args.force) {
-            char why[400];
-            k->was_stale = dq_decide(&k->info, c->cfg.topic_events, partitions, has ? &entry : NULL,
-                                     false, why, sizeof(why)) == DQ_STALE;
+        if (decide_one(c, rp, rp->cands[n], partitions) != CLI_OK) {
+            cli_say(c, "out of memory");
+            return CLI_INCOMPLETE;
         }
-        struct seen *s = (struct seen *)hmap_find(&rp->seen, hmap_hash(k->id, strlen(k->id)), k->id,
-                                                  strlen(k->id), seen_eq);
-        if (s && looked_for(k))
-            snprintf(k->seen_as, sizeof(k->seen_as), "%s", s->where);
     }
+    return CLI_OK;
 }
 
 static bool to_replay(const struct cand *k)
 {
-    return k->verdict == DQ_REPLAY && !k->seen_as[0];
+    return k->verdict == DQ_REPLAY && !k->seen_as;
 }
 
 static int events_record(struct cli *c, const rd_kafka_message_t *m, void *arg)
 {
     struct replay *rp = arg;
     struct dq_bytes of;
-    (void)c;
     header(m, DQ_HDR_REPLAY_OF, &of);
     if (!of.present || !of.p || of.len == 0)
         return CLI_OK;
     struct cand *k =
         (struct cand *)hmap_find(&rp->ids, hmap_hash(of.p, of.len), of.p, of.len, cand_eq);
     if (k && looked_for(k)) {
-        snprintf(k->seen_as, sizeof(k->seen_as), "the event ");
-        position(m, k->seen_as + strlen(k->seen_as), sizeof(k->seen_as) - strlen(k->seen_as));
+        char where[320] = "the event ";
+        position(m, where + strlen(where), sizeof(where) - strlen(where));
+        if (!(k->seen_as = strdup(where))) {
+            cli_say(c, "out of memory");
+            return CLI_INCOMPLETE;
+        }
     }
     return CLI_OK;
 }
@@ -395,7 +410,7 @@ static void report_one(struct cli *c, struct replay *rp, const struct cand *k)
     if (k->verdict == DQ_REFUSED) {
         rp->counts[REFUSED]++;
         cli_say(c, "refused %s (%s): %s", k->id, user, k->why);
-    } else if (k->seen_as[0]) {
+    } else if (k->seen_as) {
         rp->counts[ALREADY]++;
         printf("already replayed\t%s\t%s\tas %s\n", k->id, user, k->seen_as);
     } else if (k->verdict == DQ_STALE || k->verdict == DQ_LOOP_GUARD) {
@@ -440,10 +455,10 @@ static int replay_run(struct cli *c, struct replay *rp)
         rc = cli_read(c, dlq, NULL, "reading the DLQ", dlq_record, rp);
     if (ev && rc == CLI_OK && rp->n)
         rc = cli_read(c, state, NULL, "reading the map", state_record, rp);
-    if (ev && rc == CLI_OK) {
-        decide(c, rp, tr_partitions(ev));
+    if (ev && rc == CLI_OK)
+        rc = decide(c, rp, tr_partitions(ev));
+    if (ev && rc == CLI_OK)
         rc = scan_events(c, rp, ev);
-    }
     if (ev && rc == CLI_OK && !c->args.dry_run)
         rc = produce_all(c, rp);
     if (ev && (rc == CLI_OK || c->produced))
@@ -470,9 +485,13 @@ int cli_dlq_replay(struct cli *c)
     if (!ok)
         cli_say(c, "out of memory");
     for (size_t n = 0; n < rp.n; n++) {
-        free(rp.cands[n]->key);
-        free(rp.cands[n]->value);
-        free(rp.cands[n]);
+        struct cand *k = rp.cands[n];
+        free(k->id);
+        free(k->key);
+        free(k->value);
+        free(k->why);
+        free(k->seen_as);
+        free(k);
     }
     free(rp.cands);
     if (rp.seen.buckets) /* initialised */
