@@ -214,10 +214,10 @@ static int export_pass2(struct cli *c, const rd_kafka_message_t *m, void *arg)
         st_get(x->t, user, NULL, 0) != ST_PRESENT)
         return CLI_OK; /* not the user's record, or the user was removed */
     json_object *o = parse_value(m->payload, m->len);
-    int bad = !o || print_record(o) != 0;
+    int bad = !o ? -1 : print_record(o) != 0 ? 1 : 0;
     json_object_put(o);
-    if (bad) {
-        cli_say(c, "writing the output failed");
+    if (bad) { /* the first reading took it: only memory can fail here */
+        cli_say(c, bad < 0 ? "out of memory" : "writing the output failed");
         return CLI_INCOMPLETE;
     }
     x->printed++;
@@ -339,25 +339,26 @@ static int keep_row(struct import *im, struct imp_row *r)
     return 0;
 }
 
-/* The next line of f into buf (cap bytes, at least IMP_MAX_LINE + 2):
- * *len is its length without the newline; a longer line is read to its
- * end and *len set to IMP_MAX_LINE + 1. Returns false at the end. */
+/* The next line of f into buf (cap bytes: IMP_MAX_LINE, a CR, one more):
+ * *len is its length without the newline, NUL bytes counted (imp refuses
+ * them); a longer line is read to its end, its first cap bytes kept and
+ * *len set to cap (imp refuses it as too long). Returns false at the end
+ * of the file. */
 static bool read_line(FILE *f, char *buf, size_t cap, size_t *len)
 {
-    if (!fgets(buf, (int)cap, f))
-        return false;
-    *len = strlen(buf); /* a NUL inside is refused as such by imp */
-    if (*len && buf[*len - 1] == '\n') {
-        (*len)--;
-        return true;
+    int ch;
+    size_t n = 0;
+    bool any = false;
+    while ((ch = getc_unlocked(f)) != EOF) {
+        any = true;
+        if (ch == '\n')
+            break;
+        if (n < cap)
+            buf[n] = (char)ch;
+        n++;
     }
-    if (*len == cap - 1) { /* too long: skip the rest */
-        int ch;
-        while ((ch = fgetc(f)) != EOF && ch != '\n')
-            ;
-        *len = IMP_MAX_LINE + 1;
-    }
-    return true;
+    *len = n < cap ? n : cap;
+    return any;
 }
 
 static int parse_one(struct cli *c, struct import *im, struct imp_parser *p, const char *buf,
@@ -383,7 +384,7 @@ static int read_file(struct cli *c, struct import *im)
 {
     const char *path = c->args.arg;
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-    size_t cap = IMP_MAX_LINE + 2, len;
+    size_t cap = IMP_MAX_LINE + 2, len; /* a CR and the line */
     char *buf = malloc(cap);
     struct imp_parser p;
     int rc = CLI_OK;

@@ -84,10 +84,13 @@ def import_file(d, sim, ids):
         "twice@sp": ("twice@sp,%s" % wsid(), "another workspaceId on line"),
         "twice@sp ": ("twice@sp,%s" % wsid(), "another workspaceId on line"),
         "quote@sp": ("quote@sp,\"%s" % wsid(), "not closed"),
+        "nul@sp": ("nul@sp,%s\0x" % wsid(), "NUL byte"),
         "taken@sp": ("taken@sp,%s" % ids[USERS[1]], "already belongs to userId " + USERS[1]),
     }
     lines += [v[0] for v in bad.values()]
     path = os.path.join(d.dir, "old-workspaces.csv")
+    lines.append("long@sp," + "A" * 70000)
+    bad["long@sp"] = (None, "longer than 65536 bytes")
     with open(path, "w") as f:
         f.write("\r\n".join(lines) + "\r\n")
     return path, old, other, bad
