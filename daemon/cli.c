@@ -5,6 +5,7 @@
 #include "log.h"
 #include "progress.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -37,19 +38,19 @@ static void on_signal(int sig)
 /* The first SIGINT or SIGTERM asks the command to stop where it is safe
  * (records on their way are still waited for); a second one kills it
  * (SA_RESETHAND). SIGPIPE is ignored: a closed stdout shows as a write
- * error, which ends the command like any other. */
-static void catch_signals(void)
+ * error, which ends the command like any other. Returns 0 or -1. */
+static int catch_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sigemptyset(&sa.sa_mask);
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
+        return -1;
     sa.sa_handler = SIG_IGN;
     sa.sa_flags = 0;
-    sigaction(SIGPIPE, &sa, NULL);
+    return sigaction(SIGPIPE, &sa, NULL);
 }
 
 void cli_say(const struct cli *c, const char *fmt, ...)
@@ -349,7 +350,8 @@ static int setup(struct cli *c, const struct verb *v, const struct cli_config *c
     log_set_level(c->cfg.log_level);
     make_writer_id(c);
     c->tty = isatty(STDERR_FILENO) == 1;
-    catch_signals();
+    if (catch_signals() != 0) /* then a signal ends the command at once: still safe */
+        cli_say(c, "cannot catch SIGINT/SIGTERM: %s", strerror(errno));
     c->consumer = make_handle(c, false);
     if (!c->consumer)
         return CLI_CONFIG;
@@ -360,14 +362,20 @@ static int setup(struct cli *c, const struct verb *v, const struct cli_config *c
 
 static int teardown(struct cli *c, int rc)
 {
-    if (c->producer) {
-        rd_kafka_flush(c->producer, 1000); /* everything was waited for already */
+    /* Everything produced was waited for (cli_flush): a record left now is
+     * one an early end (an error) gave up on, and was said then. */
+    if (c->producer && rd_kafka_flush(c->producer, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rc == CLI_OK)
+        rc = CLI_INCOMPLETE;
+    if (c->producer)
         rd_kafka_destroy(c->producer);
-    }
-    if (c->consumer) {
-        rd_kafka_consumer_close(c->consumer);
+    /* A consumer without a group has no offsets to commit and no group to
+     * leave: its close cannot fail in a way that matters here. */
+    if (c->consumer && rd_kafka_consumer_close(c->consumer) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+        log_get_level() >= LOG_LVL_DEBUG)
+        cli_say(c, "closing the consumer: %s", c->kafka_err);
+    if (c->consumer)
         rd_kafka_destroy(c->consumer);
-    }
     cfg_free(&c->cfg);
     if (fflush(stdout) != 0 && rc == CLI_OK) {
         cli_say(c, "writing the output failed");
@@ -482,7 +490,11 @@ int cli_read(struct cli *c, struct tr *t, const int64_t *start, const char *what
             rc = CLI_INCOMPLETE;
     }
     cli_prog_end(c, done);
-    rd_kafka_assign(c->consumer, NULL);
+    e = rd_kafka_assign(c->consumer, NULL); /* the next reading assigns its own */
+    if (e && rc == CLI_OK) {
+        cli_say(c, "cannot stop reading %s: %s", tr_topic(t), rd_kafka_err2str(e));
+        rc = CLI_UNAVAILABLE;
+    }
     return rc;
 }
 

@@ -367,6 +367,7 @@ static rd_kafka_headers_t *replay_headers(const struct cli *c, const struct cand
     char of[300], count[16], origin[300];
     dq_replay_headers(&k->info, c->cfg.topic_dlq, k->dlq_partition, k->dlq_offset, of, sizeof(of),
                       count, sizeof(count), origin, sizeof(origin));
+    /* rd_kafka_header_add fails only on a list already produced */
     rd_kafka_headers_t *h = rd_kafka_headers_new(3);
     rd_kafka_header_add(h, DQ_HDR_REPLAY_OF, -1, of, -1);
     rd_kafka_header_add(h, DQ_HDR_REPLAY_COUNT, -1, count, -1);

@@ -12,6 +12,7 @@
 #include "event.h"
 #include "hmap.h"
 #include "imp.h"
+#include "jsonw.h"
 #include "strec.h"
 
 #include <errno.h>
@@ -58,8 +59,12 @@ static int out_of_memory(struct cli *c)
  * inside is still one line), with "removed" always said. */
 static int print_record(json_object *o)
 {
-    if (!json_object_object_get_ex(o, "removed", NULL))
-        json_object_object_add(o, "removed", json_object_new_boolean(0));
+    json_object *no = NULL;
+    if (!json_object_object_get_ex(o, "removed", NULL) &&
+        (!(no = json_object_new_boolean(0)) || json_object_object_add(o, "removed", no) != 0)) {
+        json_object_put(no);
+        return -1;
+    }
     const char *s =
         json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     return s && puts(s) >= 0 ? 0 : -1;
@@ -111,21 +116,38 @@ static int get_record(struct cli *c, const rd_kafka_message_t *m, void *arg)
 }
 
 /* A tombstone (earlier versions' remove) has no JSON: say what it means. */
-static json_object *tombstone_json(const struct get *g)
+static int print_tombstone(const struct get *g)
 {
-    json_object *o = json_object_new_object(), *src = NULL;
-    json_object_object_add(o, "kind", json_object_new_string("workspace"));
-    json_object_object_add(o, "userId", json_object_new_string(g->user));
-    json_object_object_add(o, "removed", json_object_new_boolean(1));
-    json_object_object_add(o, "tombstone", json_object_new_boolean(1));
+    struct jw w;
+    size_t len;
+    jw_begin(&w);
+    jw_str(&w, "kind", "workspace");
+    jw_str(&w, "userId", g->user);
+    jw_bool(&w, "removed", true);
+    jw_bool(&w, "tombstone", true);
     if (g->tomb.topic) {
-        src = json_object_new_object();
-        json_object_object_add(src, "topic", json_object_new_string(g->tomb.topic));
-        json_object_object_add(src, "partition", json_object_new_int(g->tomb.partition));
-        json_object_object_add(src, "offset", json_object_new_int64(g->tomb.offset));
+        jw_obj_begin(&w, "source");
+        jw_str(&w, "topic", g->tomb.topic);
+        jw_int(&w, "partition", g->tomb.partition);
+        jw_int(&w, "offset", g->tomb.offset);
+        jw_obj_end(&w);
+    } else {
+        jw_null(&w, "source");
     }
-    json_object_object_add(o, "source", src);
-    return o;
+    char *s = jw_finish(&w, &len);
+    int rc = s && puts(s) >= 0 ? 0 : -1;
+    free(s);
+    return rc;
+}
+
+static int print_get(const struct get *g)
+{
+    if (!g->value)
+        return print_tombstone(g);
+    json_object *o = parse_value(g->value, g->len);
+    int rc = o ? print_record(o) : -1;
+    json_object_put(o);
+    return rc;
 }
 
 int cli_state_get(struct cli *c)
@@ -140,11 +162,9 @@ int cli_state_get(struct cli *c)
     if (t && rc == CLI_OK && !g.found) {
         cli_say(c, "no entry for %s in the map (%s)", g.user, c->cfg.topic_state);
         rc = CLI_INCOMPLETE;
-    } else if (t && rc == CLI_OK) {
-        json_object *o = g.value ? parse_value(g.value, g.len) : tombstone_json(&g);
-        if (!o || print_record(o) != 0)
-            rc = CLI_INCOMPLETE;
-        json_object_put(o);
+    } else if (t && rc == CLI_OK && print_get(&g) != 0) {
+        cli_say(c, "out of memory, or writing the output failed");
+        rc = CLI_INCOMPLETE;
     }
     tr_free(t);
     free(g.value);
@@ -401,8 +421,10 @@ static int read_file(struct cli *c, struct import *im)
         cli_say(c, "reading %s failed", path);
         rc = CLI_INCOMPLETE;
     }
-    if (f != stdin)
-        fclose(f);
+    if (f != stdin && fclose(f) != 0 && rc == CLI_OK) {
+        cli_say(c, "reading %s failed: %s", path, strerror(errno));
+        rc = CLI_INCOMPLETE;
+    }
     free(buf);
     return rc;
 }
@@ -456,6 +478,7 @@ static rd_kafka_headers_t *import_headers(const struct cli *c, const struct st_s
     char coords[600];
     int n = snprintf(coords, sizeof(coords), "%s/%" PRId32 "/%" PRId64, src->topic, src->partition,
                      src->offset);
+    /* rd_kafka_header_add fails only on a list already produced */
     rd_kafka_headers_t *h = rd_kafka_headers_new(2);
     rd_kafka_header_add(h, "bwprovd-writer", -1, c->writer, -1);
     rd_kafka_header_add(h, "bwprovd-source", -1, coords, n);

@@ -219,7 +219,8 @@ def main():
         check_stale_force(mk, sim, d, run)
         check_invalid_and_exhausted(mk, sim, d, run)
         dup = {k: len(v) for k, v in copies(mk).items() if len(v) != 1}
-        check(not dup and len(copies(mk)) == 7, "every DLQ record was replayed at most once (B, C x3, A, D, E)",
+        check(not dup and len(copies(mk)) == 7,
+          "every DLQ record was replayed at most once (B, C x3, A, D, E)",
               (dup, len(copies(mk))))
         ok, detail = no_rebalance(d)
         check(ok, "the daemon kept its partitions: no rebalance", detail)

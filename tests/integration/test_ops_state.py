@@ -24,8 +24,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from opscli import (bwtest, log, wsid, people_id, cli, sim_create, state_last, summary,  # noqa: E402
-                    check, no_rebalance)
+from opscli import (bwtest, log, wsid, people_id, cli, sim_create, state_last,  # noqa: E402
+                    summary, check, no_rebalance)
 
 USERS = ["%08d@ops.sp.example.com" % (70000000 + i) for i in range(12)]
 OLD = ["%08d@old.sp.example.com" % (80000000 + i) for i in range(5)]
@@ -39,6 +39,18 @@ def provision_all(mk, sim):
     mk.produce(bwtest.TOPIC_EVENTS, [gone])
     mk.consume(bwtest.TOPIC_RESULTS, count=len(evs) + 1, timeout=60)
     return {w["userId"]: w["id"] for w in sim.workspaces()["workspaces"]}
+
+
+def check_tombstone(mk, d):
+    """A bare tombstone (earlier versions' remove) reads as a removal, its
+    source from its header."""
+    mk.produce(bwtest.TOPIC_STATE, [("tomb@sp.example.com", None)],
+               headers={"bwprovd-source": "%s/1/5" % bwtest.TOPIC_EVENTS})
+    r = cli(d, "state", "get", "tomb@sp.example.com")
+    rec = json.loads(r.stdout)
+    check(r.returncode == 0 and rec["removed"] is True and rec["tombstone"] is True and
+          rec["source"] == {"topic": bwtest.TOPIC_EVENTS, "partition": 1, "offset": 5},
+          "state get: a legacy tombstone is a removal with its header's source", r.stdout)
 
 
 def check_get(d, ids):
@@ -211,6 +223,7 @@ def main():
         ids = provision_all(mk, sim)
         log("provisioned %d users", len(ids))
         check_get(d, ids)
+        check_tombstone(mk, d)
         export_path = os.path.join(d.dir, "export.jsonl")
         check_export(d, ids, export_path)
         path, old, other, bad = import_file(d, sim, ids)
