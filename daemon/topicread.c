@@ -10,10 +10,10 @@ struct tr {
     rd_kafka_t *rk;
     char *topic;
     int nparts;
-    atomic_llong *pos; /* next offset to read, per partition */
-    int64_t *target;   /* end offsets to reach, per partition */
-    int64_t *start;    /* where reading started (0: the beginning) */
-    int64_t *low;      /* low watermarks seen with the target */
+    atomic_llong *pos;    /* next offset to read, per partition */
+    atomic_llong *target; /* end offsets to reach, per partition */
+    int64_t *start;       /* where reading started (0: the beginning) */
+    atomic_llong *low;    /* low watermarks seen with the target */
 };
 
 /* The partition count from one metadata request; -1 when Kafka did not
@@ -109,15 +109,15 @@ rd_kafka_resp_err_t tr_set_target(struct tr *t, rd_kafka_t *via, int timeout_ms)
             rd_kafka_query_watermark_offsets(via, t->topic, p, &lo, &hi, timeout_ms);
         if (e)
             return e;
-        t->target[p] = hi;
-        t->low[p] = lo;
+        atomic_store(&t->low[p], lo);
+        atomic_store(&t->target[p], hi);
     }
     return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 int64_t tr_target(const struct tr *t, int32_t p)
 {
-    return p >= 0 && p < t->nparts ? t->target[p] : -1;
+    return p >= 0 && p < t->nparts ? atomic_load(&t->target[p]) : -1;
 }
 
 static void advance(struct tr *t, int32_t p, int64_t next)
@@ -148,13 +148,14 @@ void tr_done(struct tr *t, const rd_kafka_message_t *m)
 
 bool tr_below_target(const struct tr *t, const rd_kafka_message_t *m)
 {
-    return m->partition >= 0 && m->partition < t->nparts && m->offset < t->target[m->partition];
+    return m->partition >= 0 && m->partition < t->nparts &&
+           m->offset < atomic_load(&t->target[m->partition]);
 }
 
 bool tr_caught_up(const struct tr *t)
 {
     for (int p = 0; p < t->nparts; p++)
-        if (atomic_load(&t->pos[p]) < t->target[p])
+        if (atomic_load(&t->pos[p]) < atomic_load(&t->target[p]))
             return false;
     return true;
 }
@@ -163,11 +164,12 @@ void tr_progress(const struct tr *t, uint64_t *done, uint64_t *total)
 {
     *done = *total = 0;
     for (int p = 0; p < t->nparts; p++) {
-        int64_t base = t->start[p] > t->low[p] ? t->start[p] : t->low[p];
+        int64_t low = atomic_load(&t->low[p]), target = atomic_load(&t->target[p]);
+        int64_t base = t->start[p] > low ? t->start[p] : low;
         int64_t pos = atomic_load(&t->pos[p]);
-        if (t->target[p] > base)
-            *total += (uint64_t)(t->target[p] - base);
+        if (target > base)
+            *total += (uint64_t)(target - base);
         if (pos > base)
-            *done += (uint64_t)((pos < t->target[p] ? pos : t->target[p]) - base);
+            *done += (uint64_t)((pos < target ? pos : target) - base);
     }
 }

@@ -6,8 +6,10 @@
  * it. "Reached" counts partition EOF events, so a partition whose last
  * offsets were compacted away, or an empty one, is caught up too.
  *
- * One thread polls (tr_poll, tr_done); tr_caught_up may be called from
- * another (positions are atomic). The consumer handle stays the caller's. */
+ * One thread polls (tr_poll, tr_done); tr_set_target, tr_caught_up and
+ * tr_progress may be called from another (positions and targets are
+ * atomic); tr_assign only before polling starts. The consumer handle stays
+ * the caller's. */
 #ifndef BWPROVD_TOPICREAD_H
 #define BWPROVD_TOPICREAD_H
 
