@@ -382,3 +382,8 @@ int ev_parse(const void *key, size_t keylen, const void *value, size_t len, stru
         return reject(&c, "key does not match %s.userId", member);
     return 0;
 }
+
+bool ev_utf8_valid(const void *s, size_t len)
+{
+    return utf8_valid(s, len);
+}

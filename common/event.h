@@ -65,6 +65,10 @@ int ev_parse(const void *key, size_t keylen, const void *value, size_t len, stru
 
 void ev_clear(struct ev_event *ev);
 
+/* Whether s is strict UTF-8 (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF), the check every event string passes. */
+bool ev_utf8_valid(const void *s, size_t len);
+
 /* "workspace.provision", "subscriber.remove" etc.; NULL for EV_NONE. */
 const char *ev_type_name(enum ev_kind k, enum ev_type t);
 

@@ -1,6 +1,7 @@
 /* wsid: see wsid.h. */
 #include "wsid.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -121,4 +122,55 @@ const char *wsid_check(const char *id, size_t len)
             return "contains a control character";
     }
     return NULL;
+}
+
+/* Whether s (len bytes) is 8-4-4-4-12 hex digits of either case. */
+static bool is_uuid(const unsigned char *s, size_t len)
+{
+    if (len != UUID_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !isxdigit(s[i]))
+            return false;
+    }
+    return true;
+}
+
+/* The decoded id: "<cluster>/<TYPE>/<uuid>" after the scheme. */
+static const char *check_decoded(const unsigned char *raw, size_t n)
+{
+    static const char scheme[] = "ciscospark://";
+    const size_t sl = sizeof(scheme) - 1;
+    for (size_t i = 0; i < n; i++)
+        if (raw[i] < 0x20 || raw[i] > 0x7e)
+            return "does not decode to text (not a Webex id)";
+    if (n < sl || memcmp(raw, scheme, sl) != 0)
+        return "does not decode to a ciscospark:// id";
+    const unsigned char *cluster = raw + sl, *end = raw + n;
+    const unsigned char *s1 = memchr(cluster, '/', (size_t)(end - cluster));
+    const unsigned char *s2 = s1 ? memchr(s1 + 1, '/', (size_t)(end - s1 - 1)) : NULL;
+    if (!s2 || s1 == cluster || s1 - cluster > 64)
+        return "does not decode to ciscospark://<cluster>/<type>/<id>";
+    if ((size_t)(s2 - s1 - 1) != 5 || memcmp(s1 + 1, "PLACE", 5) != 0)
+        return "is not a workspace id (its type is not PLACE)";
+    if (!is_uuid(s2 + 1, (size_t)(end - s2 - 1)))
+        return "does not end in a uuid after PLACE/";
+    return NULL;
+}
+
+const char *wsid_check_place(const char *id, size_t len)
+{
+    unsigned char raw[WSID_MAX_LEN];
+    char back[WSID_MAX_LEN + 1];
+    const char *bad = wsid_check(id, len);
+    if (bad)
+        return bad;
+    int n = decode(id, len, raw, sizeof(raw));
+    if (n < 0)
+        return "is not unpadded base64url (A-Z a-z 0-9 - _)";
+    encode(raw, (size_t)n, back, sizeof(back));
+    if (strlen(back) != len || memcmp(back, id, len) != 0)
+        return "is not canonical base64url (it does not encode back to itself)";
+    return check_decoded(raw, (size_t)n);
 }

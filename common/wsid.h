@@ -26,4 +26,13 @@ void wsid_unpack(const uint8_t uuid[16], char *out, size_t cap);
  * percent-encoded in the path (req_escape_segment). */
 const char *wsid_check(const char *id, size_t len);
 
+/* Whether id is a Webex workspace id: unpadded base64url (canonical: it
+ * encodes back to exactly id) of "ciscospark://<cluster>/PLACE/<uuid>",
+ * the cluster 1-64 printable characters without '/', the uuid 8-4-4-4-12
+ * hex digits. Returns NULL when it is, else a static reason. Stricter than
+ * wsid_check(), which only keeps an id one path segment: this one is for
+ * ids people bring (`bwprovd state import`), where a typo or another
+ * resource's id (a PEOPLE id) must not reach the map. */
+const char *wsid_check_place(const char *id, size_t len);
+
 #endif

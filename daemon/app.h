@@ -34,6 +34,10 @@ struct job {
     size_t keylen;
     char *value;
     size_t len;
+    /* The event's bwprovd-replay-* headers (`bwprovd dlq replay`), NULL
+     * when it has none: its DLQ copy carries them on, so the replay count
+     * survives a second failure. */
+    rd_kafka_headers_t *replay_hdrs;
     int32_t partition;
     int64_t offset;
     uint32_t gen;    /* partition generation when consumed (see part_gen) */
@@ -287,6 +291,14 @@ bool loader_caught_up(struct app *a);
 /* Creates the producer, the group consumer and the state loader's consumer
  * from the kafka.* settings. Returns 0, or -1 with a reason in err. */
 int kafka_create(struct app *a, rd_kafka_t **loader_rk, char *err, size_t errlen);
+/* The configuration of an operator subcommand's handle (cli.c): the
+ * daemon's producer settings, or its state loader's (a consumer that only
+ * assign()s, with private_group as group.id: never kafka.group.id, never a
+ * group.instance.id), from the kafka.* keys of c; the producer's
+ * message.timeout.ms defaults to startup.timeout_ms. No callbacks are set.
+ * Returns NULL with the reason in err. */
+rd_kafka_conf_t *kafka_cli_conf(const struct cfg *c, bool producer, const char *private_group,
+                                char *err, size_t errlen);
 /* One metadata request (up to 1 s): 0 when Kafka answered and all four
  * topics exist, else -1 with the reason in why. */
 int kafka_probe(struct app *a, char *why, size_t whylen);

@@ -383,6 +383,28 @@ void consumer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 /* --- intake --- */
 
+/* The bwprovd-replay-* headers of m (a replayed event), copied; NULL when
+ * it has none. Most events have no header at all, which librdkafka says
+ * without parsing anything. */
+static rd_kafka_headers_t *replay_headers(const rd_kafka_message_t *m)
+{
+    static const char prefix[] = "bwprovd-replay-";
+    rd_kafka_headers_t *h = NULL, *out = NULL;
+    const char *name;
+    const void *v;
+    size_t len;
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return NULL;
+    for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &v, &len) == 0; i++) {
+        if (strncmp(name, prefix, sizeof(prefix) - 1) != 0)
+            continue;
+        if (!out)
+            out = rd_kafka_headers_new(3);
+        rd_kafka_header_add(out, name, -1, v, v ? (ssize_t)len : 0);
+    }
+    return out;
+}
+
 static struct job *job_from(struct app *a, const rd_kafka_message_t *m)
 {
     struct job *j = calloc(1, sizeof(*j));
@@ -402,6 +424,7 @@ static struct job *job_from(struct app *a, const rd_kafka_message_t *m)
         memcpy(j->value, m->payload, m->len);
         j->len = m->len;
     }
+    j->replay_hdrs = replay_headers(m);
     j->partition = m->partition;
     j->offset = m->offset;
     j->gen = atomic_load(&a->part_gen[m->partition]);

@@ -41,11 +41,11 @@ static int set_prop(rd_kafka_conf_t *conf, const struct cfg_kafka_prop *p, char 
     return rc;
 }
 
-static bool user_set(const struct app *a, enum cfg_kafka_scope scope, const char *name)
+static bool user_set(const struct cfg *c, enum cfg_kafka_scope scope, const char *name)
 {
-    for (size_t i = 0; i < a->cfg.n_kafka; i++)
-        if ((a->cfg.kafka[i].scope == scope || a->cfg.kafka[i].scope == CFG_KAFKA_BOTH) &&
-            strcmp(a->cfg.kafka[i].name, name) == 0)
+    for (size_t i = 0; i < c->n_kafka; i++)
+        if ((c->kafka[i].scope == scope || c->kafka[i].scope == CFG_KAFKA_BOTH) &&
+            strcmp(c->kafka[i].name, name) == 0)
             return true;
     return false;
 }
@@ -249,17 +249,18 @@ void kafka_default_instance_id(char *out, size_t cap)
             *c = '_';
 }
 
-static int defaults(struct app *a, rd_kafka_conf_t *conf, enum role role, char *err, size_t errlen)
+static int defaults(const struct cfg *c, rd_kafka_conf_t *conf, enum role role, char *err,
+                    size_t errlen)
 {
     enum cfg_kafka_scope scope = role == ROLE_PRODUCER ? CFG_KAFKA_PRODUCER : CFG_KAFKA_CONSUMER;
     for (size_t i = 0; i < sizeof(kdefaults) / sizeof(kdefaults[0]); i++) {
         const struct kdefault *d = &kdefaults[i];
-        if (!(d->roles & (1u << role)) || (!d->forced && user_set(a, scope, d->name)))
+        if (!(d->roles & (1u << role)) || (!d->forced && user_set(c, scope, d->name)))
             continue;
         if (set(conf, d->name, d->value, err, errlen) != 0)
             return -1;
     }
-    if (role == ROLE_CONSUMER && !user_set(a, scope, "group.instance.id")) {
+    if (role == ROLE_CONSUMER && !user_set(c, scope, "group.instance.id")) {
         char id[256];
         kafka_default_instance_id(id, sizeof(id));
         if (set(conf, "group.instance.id", id, err, errlen) != 0)
@@ -271,7 +272,7 @@ static int defaults(struct app *a, rd_kafka_conf_t *conf, enum role role, char *
      * assignment (librdkafka #4312), so older versions keep the eager
      * default (range,roundrobin). */
     const char *strategy = "partition.assignment.strategy";
-    if (role == ROLE_CONSUMER && !user_set(a, scope, strategy) &&
+    if (role == ROLE_CONSUMER && !user_set(c, scope, strategy) &&
         set(conf, strategy,
             rd_kafka_version() >= 0x020300ff ? "cooperative-sticky" : "range,roundrobin", err,
             errlen) != 0)
@@ -279,13 +280,16 @@ static int defaults(struct app *a, rd_kafka_conf_t *conf, enum role role, char *
     return 0;
 }
 
-static rd_kafka_conf_t *make_conf(struct app *a, enum role role, char *err, size_t errlen)
+/* The kafka.* settings of role plus bwprovd's defaults. A loader (a
+ * consumer that only assign()s) gets private_group as its group.id. */
+static rd_kafka_conf_t *base_conf(const struct cfg *c, enum role role, const char *private_group,
+                                  char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     enum cfg_kafka_scope scope = role == ROLE_PRODUCER ? CFG_KAFKA_PRODUCER : CFG_KAFKA_CONSUMER;
 
-    for (size_t i = 0; i < a->cfg.n_kafka; i++) {
-        const struct cfg_kafka_prop *p = &a->cfg.kafka[i];
+    for (size_t i = 0; i < c->n_kafka; i++) {
+        const struct cfg_kafka_prop *p = &c->kafka[i];
         if (p->scope != CFG_KAFKA_BOTH && p->scope != scope)
             continue;
         if (role == ROLE_LOADER &&
@@ -302,13 +306,21 @@ static rd_kafka_conf_t *make_conf(struct app *a, enum role role, char *err, size
     }
     /* librdkafka wants a group.id even for assign(); the loader never joins
      * or commits, so a private name keeps it out of the real group. */
-    char group[64];
-    snprintf(group, sizeof(group), "bwprovd-state-%.16s", a->instance_id);
-    if ((role == ROLE_LOADER && set(conf, "group.id", group, err, errlen) != 0) ||
-        defaults(a, conf, role, err, errlen) != 0) {
+    if ((role == ROLE_LOADER && set(conf, "group.id", private_group, err, errlen) != 0) ||
+        defaults(c, conf, role, err, errlen) != 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    return conf;
+}
+
+static rd_kafka_conf_t *make_conf(struct app *a, enum role role, char *err, size_t errlen)
+{
+    char group[64];
+    snprintf(group, sizeof(group), "bwprovd-state-%.16s", a->instance_id);
+    rd_kafka_conf_t *conf = base_conf(&a->cfg, role, group, err, errlen);
+    if (!conf)
+        return NULL;
     rd_kafka_conf_set_opaque(conf, a);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_log_cb(conf, log_cb);
@@ -322,6 +334,23 @@ static rd_kafka_conf_t *make_conf(struct app *a, enum role role, char *err, size
     }
     if (role == ROLE_CONSUMER)
         rd_kafka_conf_set_rebalance_cb(conf, consumer_rebalance_cb);
+    return conf;
+}
+
+rd_kafka_conf_t *kafka_cli_conf(const struct cfg *c, bool producer, const char *private_group,
+                                char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf =
+        base_conf(c, producer ? ROLE_PRODUCER : ROLE_LOADER, private_group, err, errlen);
+    /* The daemon waits a Kafka outage out; a command gives up after
+     * startup.timeout_ms, as the daemon's start does, and says so. */
+    char ms[24];
+    snprintf(ms, sizeof(ms), "%ld", c->startup_timeout_ms);
+    if (conf && producer && !user_set(c, CFG_KAFKA_PRODUCER, "message.timeout.ms") &&
+        set(conf, "message.timeout.ms", ms, err, errlen) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     return conf;
 }
 

@@ -9,8 +9,8 @@
 #include "app.h"
 
 #include "log.h"
-#include "result.h"
-#include "wsid.h"
+#include "strec.h"
+#include "topicread.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,14 +22,11 @@
 
 struct loader {
     rd_kafka_t *rk;
+    struct tr *tr; /* positions and the catch-up barrier (topicread.h) */
     pthread_t thread;
     atomic_bool stop;
-    int nparts;
-    atomic_llong *pos;    /* next offset to read, per partition */
-    atomic_llong *target; /* catch-up barrier: end offsets, per partition */
-    atomic_llong *base;   /* start offsets when the barrier was set, per partition */
-    int64_t progress_us;  /* loader thread: when progress was last published */
     bool started;
+    int64_t progress_us; /* loader thread: when progress was last published */
 };
 
 static bool header_is(const rd_kafka_message_t *m, const char *name, const char *value)
@@ -50,32 +47,17 @@ static bool source_of(const rd_kafka_message_t *m, char *topic, size_t cap, stru
     rd_kafka_headers_t *h = NULL;
     const void *v;
     size_t len;
-    char buf[512];
-    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_get_last(h, "bwprovd-source", &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        len >= sizeof(buf))
-        return false;
-    memcpy(buf, v, len);
-    buf[len] = '\0';
-    char *slash2 = strrchr(buf, '/');
-    if (!slash2)
-        return false;
-    *slash2 = '\0';
-    char *slash1 = strrchr(buf, '/');
-    if (!slash1 || sscanf(slash1 + 1, "%" SCNd32, &src->partition) != 1 ||
-        sscanf(slash2 + 1, "%" SCNd64, &src->offset) != 1)
-        return false;
-    *slash1 = '\0';
-    snprintf(topic, cap, "%s", buf);
-    src->topic = topic;
-    return true;
+    return rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+           rd_kafka_header_get_last(h, "bwprovd-source", &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+           sr_parse_coords(v, len, topic, cap, src);
 }
 
-static void table_write(struct app *a, int rc, const char *user, const rd_kafka_message_t *m)
+static void table_write(struct app *a, enum sr_result rc, const char *user,
+                        const rd_kafka_message_t *m)
 {
-    if (rc < 0) {
+    if (rc == SR_NOMEM) {
         log_err("state table: out of memory");
-    } else if (rc > 0) { /* a late writer: the table keeps the newer change */
+    } else if (rc == SR_OLDER) { /* a late writer: the table keeps the newer change */
         log_info("state record for %s at partition %" PRId32 " offset %" PRId64
                  " is older than what the table has; ignored",
                  user, m->partition, m->offset);
@@ -83,66 +65,32 @@ static void table_write(struct app *a, int rc, const char *user, const rd_kafka_
     }
 }
 
-static void apply_record(struct app *a, const rd_kafka_message_t *m, const char *user)
-{
-    struct res_state_in in;
-    if (res_state_parse(m->payload, m->len, &in) != 0) {
-        log_warn("state record for %s at %s/%" PRId32 "/%" PRId64 " is not a JSON object; ignored",
-                 user, a->cfg.topic_state, m->partition, m->offset);
-        return;
-    }
-    if (in.other_kind) /* a kind this version does not know: not this table's */
-        return;
-    struct st_src src = {in.source.topic, in.source.partition, in.source.offset};
-    if (in.removed) {
-        table_write(a, st_remove(a->state, user, &src), user, m);
-        return;
-    }
-    const char *bad =
-        in.workspace_id ? wsid_check(in.workspace_id, strlen(in.workspace_id)) : "is missing";
-    if (bad) {
-        log_warn("state record for %s at %s/%" PRId32 "/%" PRId64 ": %s %s; ignored", user,
-                 a->cfg.topic_state, m->partition, m->offset,
-                 in.subscriber ? "subscriberId" : "workspaceId", bad);
-        return;
-    }
-    if (in.subscriber)
-        table_write(a, st_put_subscriber(a->state, user, in.workspace_id, sub_state(&in), &src),
-                    user, m);
-    else
-        table_write(a, st_put(a->state, user, in.workspace_id, &src), user, m);
-}
-
+/* The rules every reader shares are strec.c's; what is the loader's own is
+ * what it says about records it ignores, and the late writer's answer. */
 static void apply(struct app *a, const rd_kafka_message_t *m)
 {
     char user[EV_MAX_USER_ID + 1], topic[512];
     struct st_src src = {NULL, -1, -1};
+    const char *why = NULL;
 
-    if (!m->key || m->key_len == 0 || m->key_len > EV_MAX_USER_ID ||
-        memchr(m->key, '\0', m->key_len)) {
+    if (!sr_key(m->key, m->key_len, user)) {
         log_warn("state record without a valid key at %s/%" PRId32 "/%" PRId64 "; ignored",
                  a->cfg.topic_state, m->partition, m->offset);
         return;
     }
     if (header_is(m, "bwprovd-writer", a->instance_id))
         return;
-    memcpy(user, m->key, m->key_len);
-    user[m->key_len] = '\0';
-    if (!m->payload) { /* a tombstone: earlier versions' remove */
+    if (!m->payload)
         source_of(m, topic, sizeof(topic), &src);
-        table_write(a, st_remove(a->state, user, &src), user, m);
-        return;
-    }
-    apply_record(a, m, user);
-}
-
-static void advance(struct loader *l, int32_t p, int64_t next)
-{
-    if (p < 0 || p >= l->nparts)
-        return;
-    int64_t cur = atomic_load(&l->pos[p]);
-    if (next > cur)
-        atomic_store(&l->pos[p], next);
+    enum sr_result rc = sr_apply(a->state, user, m->payload, m->len, &src, &why);
+    if (rc == SR_NOT_JSON)
+        log_warn("state record for %s at %s/%" PRId32 "/%" PRId64 " is not a JSON object; ignored",
+                 user, a->cfg.topic_state, m->partition, m->offset);
+    else if (rc == SR_BAD_ID)
+        log_warn("state record for %s at %s/%" PRId32 "/%" PRId64 ": %s; ignored", user,
+                 a->cfg.topic_state, m->partition, m->offset, why);
+    else if (rc != SR_OTHER_KIND) /* a kind this version does not know */
+        table_write(a, rc, user, m);
 }
 
 static void loader_error(struct app *a, const rd_kafka_message_t *m)
@@ -173,17 +121,10 @@ static void publish_progress(struct app *a, struct loader *l)
     if (now - l->progress_us < PROGRESS_EVERY_US)
         return;
     l->progress_us = now;
-    int64_t done = 0, total = 0;
-    for (int p = 0; p < l->nparts; p++) {
-        int64_t base = atomic_load(&l->base[p]), target = atomic_load(&l->target[p]);
-        int64_t pos = atomic_load(&l->pos[p]);
-        if (target <= base)
-            continue;
-        total += target - base;
-        done += pos <= base ? 0 : pos >= target ? target - base : pos - base;
-    }
-    atomic_store(&a->load_total, total);
-    atomic_store(&a->load_done, done);
+    uint64_t done = 0, total = 0;
+    tr_progress(l->tr, &done, &total);
+    atomic_store(&a->load_total, (int64_t)total);
+    atomic_store(&a->load_done, (int64_t)done);
 }
 
 static void *loader_main(void *arg)
@@ -194,75 +135,45 @@ static void *loader_main(void *arg)
 
     while (!atomic_load(&l->stop)) {
         atomic_fetch_add(&a->beat_loader, 1);
+        rd_kafka_message_t *m = tr_poll(l->tr, LOADER_POLL_MS);
         publish_progress(a, l);
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(l->rk, LOADER_POLL_MS);
-        if (!m)
+        if (!m) /* nothing, or a partition's end (tr_poll took it) */
             continue;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            advance(l, m->partition, m->offset);
-        else if (m->err)
+        if (m->err)
             loader_error(a, m);
-        else {
+        else
             apply(a, m);
-            advance(l, m->partition, m->offset + 1);
-        }
+        tr_done(l->tr, m); /* applied first: caught up means in the table */
         rd_kafka_message_destroy(m);
     }
     return NULL;
 }
 
-static int partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms)
-{
-    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    int n = -1;
-    if (t && rd_kafka_metadata(rk, 0, t, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        n = md->topics[0].partition_cnt;
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    if (t)
-        rd_kafka_topic_destroy(t);
-    return n;
-}
-
-static int assign_all(struct app *a, struct loader *l)
-{
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(l->nparts);
-    for (int p = 0; p < l->nparts; p++)
-        rd_kafka_topic_partition_list_add(parts, a->cfg.topic_state, p)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_resp_err_t e = rd_kafka_assign(l->rk, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
-    if (e)
-        log_err("state loader: assign %s: %s", a->cfg.topic_state, rd_kafka_err2str(e));
-    return e ? -1 : 0;
-}
-
 int loader_start(struct app *a, rd_kafka_t *rk)
 {
+    char err[512];
     struct loader *l = calloc(1, sizeof(*l));
     if (!l)
         return -1;
     a->loader = l;
     l->rk = rk;
-    l->nparts = partition_count(rk, a->cfg.topic_state, 10000);
-    if (l->nparts <= 0) {
+    l->tr = tr_new(rk, a->cfg.topic_state, 10000, err, sizeof(err));
+    if (!l->tr) {
         log_err("state topic %s not found (create it log-compacted)", a->cfg.topic_state);
         return -1;
     }
-    l->pos = calloc((size_t)l->nparts, sizeof(*l->pos));
-    l->target = calloc((size_t)l->nparts, sizeof(*l->target));
-    l->base = calloc((size_t)l->nparts, sizeof(*l->base));
-    if (!l->pos || !l->target || !l->base || assign_all(a, l) != 0)
+    rd_kafka_resp_err_t e = tr_assign(l->tr, NULL);
+    if (e) {
+        log_err("state loader: assign %s: %s", a->cfg.topic_state, rd_kafka_err2str(e));
         return -1;
+    }
     /* A first target, so that STATUS= shows how far the load at start has
      * come before any assignment asks for one (best effort). */
     (void)loader_set_barrier(a);
     if (pthread_create(&l->thread, NULL, loader_main, a) != 0)
         return -1;
     l->started = true;
-    log_info("state loader reading %s (%d partitions)", a->cfg.topic_state, l->nparts);
+    log_info("state loader reading %s (%d partitions)", a->cfg.topic_state, tr_partitions(l->tr));
     return 0;
 }
 
@@ -279,9 +190,7 @@ void loader_stop(struct app *a)
         rd_kafka_consumer_close(l->rk);
         rd_kafka_destroy(l->rk);
     }
-    free(l->pos);
-    free(l->target);
-    free(l->base);
+    tr_free(l->tr);
     free(l);
     a->loader = NULL;
 }
@@ -291,25 +200,15 @@ int loader_set_barrier(struct app *a)
     struct loader *l = a->loader;
     /* Asked through the producer: its broker connections are up already,
      * where the loader's own handle answers ListOffsets only after seconds. */
-    for (int p = 0; p < l->nparts; p++) {
-        int64_t lo, hi;
-        rd_kafka_resp_err_t e =
-            rd_kafka_query_watermark_offsets(a->producer, a->cfg.topic_state, p, &lo, &hi, 2000);
-        if (e) {
-            log_warn("state topic end offsets: %s (retrying)", rd_kafka_err2str(e));
-            return -1;
-        }
-        atomic_store(&l->base[p], lo);
-        atomic_store(&l->target[p], hi);
+    rd_kafka_resp_err_t e = tr_set_target(l->tr, a->producer, 2000);
+    if (e) {
+        log_warn("state topic end offsets: %s (retrying)", rd_kafka_err2str(e));
+        return -1;
     }
     return 0;
 }
 
 bool loader_caught_up(struct app *a)
 {
-    struct loader *l = a->loader;
-    for (int p = 0; p < l->nparts; p++)
-        if (atomic_load(&l->pos[p]) < atomic_load(&l->target[p]))
-            return false;
-    return true;
+    return tr_caught_up(a->loader->tr);
 }

@@ -4,6 +4,7 @@
 #include "app.h"
 
 #include "cfg.h"
+#include "cli.h"
 #include "journal.h"
 #include "classify.h"
 #include "cred.h"
@@ -36,6 +37,7 @@ struct opts {
     char **overrides;
     size_t n_overrides;
     bool check;
+    int cli; /* argv index of an operator subcommand's noun, 0: none */
 };
 
 static void usage(FILE *out)
@@ -46,6 +48,12 @@ static void usage(FILE *out)
                  "  -X key=value        override one configuration key\n"
                  "      --check-config  validate, print the effective configuration, exit\n"
                  "      --version       print the version and exit\n"
+                 "Operator subcommands (same configuration, safe while daemons run):\n"
+                 "  bwprovd [-c FILE] [-X key=value]... state get USERID | state export |\n"
+                 "          state import FILE [--dry-run] [--force]\n"
+                 "  bwprovd [-c FILE] [-X key=value]... dlq list [FILTER]... |\n"
+                 "          dlq replay [FILTER]... [--dry-run] [--force]\n"
+                 "  (bwprovd state --help, bwprovd dlq --help)\n"
                  "See bwprovd(8) and bwprovd.conf(5).\n");
 }
 
@@ -61,7 +69,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
     };
     int c;
     o->config = CFG_DEFAULT_PATH;
-    while ((c = getopt_long(argc, argv, "c:X:h", longopts, NULL)) != -1) {
+    /* '+': stop at the first operand, which may be a subcommand with
+     * options of its own (cli.c parses those). */
+    while ((c = getopt_long(argc, argv, "+c:X:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             o->config = optarg;
@@ -87,6 +97,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
             usage(stderr);
             return EXIT_USAGE;
         }
+    }
+    if (optind < argc && !o->check &&
+        (strcmp(argv[optind], "state") == 0 || strcmp(argv[optind], "dlq") == 0)) {
+        o->cli = optind;
+        return -1;
     }
     if (optind < argc) {
         fprintf(stderr, "bwprovd: unexpected argument '%s'\n", argv[optind]);
@@ -667,7 +682,9 @@ int main(int argc, char **argv)
         free(o.overrides);
         return 1;
     }
-    if (o.check) {
+    if (o.cli) {
+        rc = cli_main(o.config, o.overrides, o.n_overrides, argc - o.cli, argv + o.cli);
+    } else if (o.check) {
         struct cfg c;
         rc = load_config(&o, &c) == 0 ? 0 : EXIT_CONFIG;
         if (rc == 0)

@@ -118,6 +118,20 @@ static struct rec result_rec(struct app *a, struct job *j, const struct outcome 
     return rec;
 }
 
+/* A replayed event that fails again: its DLQ copy keeps the replay
+ * headers (count, origin, the DLQ record it came from), so `bwprovd dlq
+ * replay` counts on from there (loop guard) and judges staleness by the
+ * first failure. */
+static void copy_replay_headers(rd_kafka_headers_t *h, const struct job *j)
+{
+    const char *name;
+    const void *v;
+    size_t len;
+    for (size_t i = 0;
+         j->replay_hdrs && rd_kafka_header_get_all(j->replay_hdrs, i, &name, &v, &len) == 0; i++)
+        rd_kafka_header_add(h, name, -1, v, v ? (ssize_t)len : 0);
+}
+
 static struct rec dlq_rec(struct app *a, struct job *j, const struct outcome *o)
 {
     struct rec rec = {a->cfg.topic_dlq, j->key, j->keylen, j->value, j->len, false, NULL};
@@ -129,6 +143,7 @@ static struct rec dlq_rec(struct app *a, struct job *j, const struct outcome *o)
     rec.hdrs = rd_kafka_headers_new(2);
     rd_kafka_header_add(rec.hdrs, "bwprovd-error", -1, reason, -1);
     source_header(rec.hdrs, a, j);
+    copy_replay_headers(rec.hdrs, j);
     static char empty[1];
     if (!j->value) /* an empty message stays an empty value, not a null one */
         rec.value = empty;

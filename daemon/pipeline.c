@@ -38,6 +38,8 @@ void job_free(struct job *j)
     free(j->conflict_msg);
     free(j->key);
     free(j->value);
+    if (j->replay_hdrs)
+        rd_kafka_headers_destroy(j->replay_hdrs);
     free(j);
 }
 

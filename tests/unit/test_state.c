@@ -347,8 +347,9 @@ static void test_subscribers(void)
     struct st_kind k;
     char id[128];
 
-    CHECK_EQ_INT(st_put_subscriber(t, "u1", "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvYQ", ST_SUB_PENDING, &src),
-                 0);
+    CHECK_EQ_INT(
+        st_put_subscriber(t, "u1", "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvYQ", ST_SUB_PENDING, &src),
+        0);
     CHECK_EQ_INT(st_get_kind(t, "u1", id, sizeof(id), &k, NULL, NULL, 0), ST_PRESENT);
     CHECK_EQ_STR(id, "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvYQ");
     CHECK(k.subscriber && k.pending);
@@ -357,8 +358,8 @@ static void test_subscribers(void)
     CHECK(st_applied(t, "u1", &src));
 
     /* The same event's final answer: no longer pending (same offset: not older). */
-    CHECK_EQ_INT(st_put_subscriber(t, "u1", "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvYQ", ST_SUB_DONE, &src),
-                 0);
+    CHECK_EQ_INT(
+        st_put_subscriber(t, "u1", "Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvYQ", ST_SUB_DONE, &src), 0);
     CHECK_EQ_INT(st_get_kind(t, "u1", id, sizeof(id), &k, NULL, NULL, 0), ST_PRESENT);
     CHECK(k.subscriber && !k.pending);
 

@@ -51,8 +51,55 @@ static void test_round_trip_many(void)
     }
 }
 
+/* The import check: real workspace ids pass, anything else says why. */
+static void test_check_place(void)
+{
+    static const struct {
+        const char *id;
+        const char *why; /* NULL: accepted; else a part of the reason */
+    } cases[] = {
+        {"Y2lzY29zcGFyazovL3VzL1BMQUNFL2RkMjJlZGZlLTlmZWYtNDdmOS05ODFkLWYxYjA3MWFmMDcwYw", NULL},
+        /* another cluster, upper-case uuid: a workspace id all the same */
+        {"Y2lzY29zcGFyazovL3VybjpURUFNOnVzLWVhc3QtMl9hL1BMQUNFL0REMjJFREZFLTlGRUYtNDdGOS05ODFE"
+         "LUYxQjA3MUFGMDcwQw",
+         NULL},
+        {"Y2lzY29zcGFyazovL3VzL1BFT1BMRS9kZDIyZWRmZS05ZmVmLTQ3ZjktOTgxZC1mMWIwNzFhZjA3MGM",
+         "not PLACE"},
+        {"aHR0cHM6Ly91cy9QTEFDRS9kZDIyZWRmZS05ZmVmLTQ3ZjktOTgxZC1mMWIwNzFhZjA3MGM",
+         "ciscospark://"},
+        {"Y2lzY29zcGFyazovL3VzL1BMQUNFL2RkMjJlZGZlLTlmZWYtNDdmOS05ODFkLWYxYjA3MWFmMDcw", "uuid"},
+        {"Y2lzY29zcGFyazovLy9QTEFDRS9kZDIyZWRmZS05ZmVmLTQ3ZjktOTgxZC1mMWIwNzFhZjA3MGM",
+         "<cluster>"},
+        /* padded, standard base64 characters, one character too many */
+        {"Y2lzY29zcGFyazovL3VzL1BMQUNFL2RkMjJlZGZlLTlmZWYtNDdmOS05ODFkLWYxYjA3MWFmMDcwYw==",
+         "base64url"},
+        {"Y2lzY29zcGFyazovL3VzL1BMQUNFL2RkMjJlZGZlLTlmZWYtNDdmOS05ODFkLWYxYjA3MWFmMDcwYw+",
+         "base64url"},
+        /* stray bits in the last character: "Yx" decodes as "Yw" does */
+        {"Y2lzY29zcGFyazovL3VzL1BMQUNFL2RkMjJlZGZlLTlmZWYtNDdmOS05ODFkLWYxYjA3MWFmMDcwYx",
+         "canonical"},
+        {"", "empty"},
+        {"..", "dot segment"},
+        {"a/b", "'/'"},
+        {"not base64 at all!", "base64url"},
+        {"AAAA", "text"},
+        {"YWJj", "ciscospark://"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *why = wsid_check_place(cases[i].id, strlen(cases[i].id));
+        if (!cases[i].why)
+            CHECK_NULL(why);
+        else
+            CHECK_CONTAINS(why, cases[i].why);
+    }
+    char huge[300];
+    memset(huge, 'A', sizeof(huge));
+    CHECK_CONTAINS(wsid_check_place(huge, sizeof(huge)), "longer than 256");
+}
+
 int main(void)
 {
+    test_check_place();
     test_seed_id();
     test_other_shapes_stay_strings();
     test_round_trip_many();
