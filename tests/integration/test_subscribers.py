@@ -161,7 +161,7 @@ def main():
     ck = scenario.Checks("subscribers")
     wl, events, expect, group_of, outcomes, before = plan()
     log("%d users, %d events", len(wl.users), len(events))
-    with bwtest.MockKafka(partitions=4) as mk, bwtest.WebSim() as sim:
+    with bwtest.Kafka(partitions=4) as mk, bwtest.WebSim() as sim:
         sim.subscriber_settings(sync=True)
         pre = {b["userId"]: direct_post(sim, b)["id"] for b in before}
         sim.subscriber_settings(sync=False, delay_ms=SIM_DELAY_MS)
