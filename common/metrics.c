@@ -425,6 +425,8 @@ static void render_kafka(struct buf *b, const struct mx_snap *s)
     gauge(b, "bwprovd_state_table_workspaces",
           "Users with a workspace in the state table (userId to workspace id).",
           (double)s->workspaces);
+    gauge(b, "bwprovd_state_table_subscribers", "Subscribers in the state table.",
+          (double)s->subscribers);
     gauge(b, "bwprovd_state_table_load_ratio",
           "Share of the state topic read up to the end offsets of the last catch-up (1: "
           "caught up).",

@@ -92,6 +92,7 @@ struct mx_snap {
     size_t n_parts;          /* the assigned ones whose lag is known */
     double rate;             /* requests/s the limiter allows now; INFINITY: no limit */
     long workspaces;         /* in the state table */
+    long subscribers;        /* in the state table */
     double load_ratio;       /* of the state topic read, to the last catch-up target */
     double access_expiry_s;  /* seconds until the access token expires; NAN: unknown */
     double refresh_expiry_s; /* the same for the refresh token */

@@ -81,6 +81,7 @@ static void collect(struct app *a, struct mx_snap *s, struct mx_part *parts)
     double rate = rl_current(a->rl, app_now_us());
     s->rate = rate > 0 ? rate : INFINITY;
     s->workspaces = (long)st_count(a->state);
+    s->subscribers = (long)st_count_subscribers(a->state);
     s->load_ratio = h.v.load_total > 0 && h.v.load_done < h.v.load_total
                         ? (double)h.v.load_done / (double)h.v.load_total
                         : 1.0;

@@ -176,6 +176,7 @@ static void test_render(void)
         .n_parts = 2,
         .rate = INFINITY,
         .workspaces = 1000,
+        .subscribers = 7,
         .load_ratio = 0.25,
         .access_expiry_s = 3599.5,
         .refresh_expiry_s = NAN,
@@ -219,6 +220,7 @@ static void test_render(void)
     CHECK_CONTAINS(text, "bwprovd_webex_rate_limit_requests_per_second +Inf\n");
     CHECK_CONTAINS(text, "bwprovd_kafka_partitions_assigned 2\n");
     CHECK_CONTAINS(text, "bwprovd_state_table_workspaces 1000\n");
+    CHECK_CONTAINS(text, "bwprovd_state_table_subscribers 7\n");
     CHECK_CONTAINS(text, "bwprovd_state_table_load_ratio 0.25\n");
     CHECK_CONTAINS(text, "bwprovd_kafka_up 1\n");
     CHECK_CONTAINS(text, "bwprovd_webex_up 0\n");
