@@ -172,6 +172,23 @@ void eng_wait_until(struct engine *e, struct job *j, int64_t due_us)
     wait_until(e, j, due_us);
 }
 
+bool eng_id_allowed(struct engine *e, struct job *j, enum st_status st, const char *known,
+                    const char *id, const char *noun)
+{
+    char holder[EV_MAX_USER_ID + 1], why[160];
+
+    if (st == ST_PRESENT && strcmp(known, id) != 0)
+        snprintf(why, sizeof(why),
+                 "%sId does not match the %s the state table holds for this userId", noun, noun);
+    else if (st != ST_PRESENT && st_holder(e->a->state, id, holder, sizeof(holder)) &&
+             strcmp(holder, j->ev.user_id) != 0)
+        snprintf(why, sizeof(why), "%sId belongs to another userId in the state table", noun);
+    else
+        return true;
+    finish_simple(e, j, RES_REJECTED, KIND_INVALID, NULL, why, NULL);
+    return false;
+}
+
 static void log_auth_failed(const char *why)
 {
     log_write(LOG_LVL_ERR, LOG_MID_AUTH_FAILED, "Webex authentication failed: %s", why);
@@ -624,8 +641,10 @@ void eng_verdict(struct engine *e, struct xfer *x, struct job *j, long status, c
     case CLS_SUCCEEDED: /* the mapping's own */
         break;
     case CLS_FAILED: {
-        if (v->kind == KIND_AUTH)
+        if (v->kind == KIND_AUTH) {
             log_auth_failed("Webex rejected the renewed access token (401)");
+            health_auth_failed(e->a, "Webex refused the renewed access token (401)");
+        }
         eng_answer_message(x, r, status, msg, sizeof(msg));
         struct outcome o = {.outcome = RES_FAILED,
                             .http_status = status ? (int)status : -1,

@@ -44,6 +44,12 @@ void eng_finish_simple(struct engine *e, struct job *j, int outcome, int kind, c
 /* The job comes back (prepare, then a request) at due_us, holding no slot;
  * dropped instead when it may no longer start. */
 void eng_wait_until(struct engine *e, struct job *j, int64_t due_us);
+/* An event that names its resource's id (id: a workspace's or a
+ * subscriber's, noun says which) must name the user's own: the table's
+ * entry for the user (st, known), or, with none, an id no other user
+ * holds. Otherwise the job is rejected (kind invalid) and false returned. */
+bool eng_id_allowed(struct engine *e, struct job *j, enum st_status st, const char *known,
+                    const char *id, const char *noun);
 /* The message of a failed answer: Webex's (and its trackingId), curl's, or
  * "HTTP n". */
 void eng_answer_message(const struct xfer *x, const struct resp *r, long status, char *out,

@@ -53,24 +53,6 @@ static void go(struct engine *e, struct job *j, enum sm_step step, int64_t due_u
     eng_wait_until(e, j, due_us);
 }
 
-/* The event's own subscriberId must be the user's (the table's entry, or
- * no entry and no other user holding it), as for workspace ids. */
-static bool id_allowed(struct engine *e, struct job *j, enum st_status st, const char *known)
-{
-    const char *id = j->ev.subscriber_id, *why = NULL;
-    char holder[EV_MAX_USER_ID + 1];
-
-    if (st == ST_PRESENT && strcmp(known, id) != 0)
-        why = "subscriberId does not match the subscriber the state table holds for this userId";
-    else if (st != ST_PRESENT && st_holder(eng_app(e)->state, id, holder, sizeof(holder)) &&
-             strcmp(holder, j->ev.user_id) != 0)
-        why = "subscriberId belongs to another userId in the state table";
-    if (!why)
-        return true;
-    eng_finish_simple(e, j, RES_REJECTED, KIND_INVALID, NULL, why, NULL);
-    return false;
-}
-
 #define TABLE_RECHECK_US 200000 /* state.lookup_wait_ms: how often the table is asked */
 
 /* A lookup found no subscriber for an update or remove: the id may be on
@@ -122,7 +104,7 @@ static bool begin(struct engine *e, struct job *j)
     j->sub_step = SM_STEP_MAIN;
     if (ev->type == EV_PROVISION)
         return true;
-    if (ev->subscriber_id && !id_allowed(e, j, st, id))
+    if (ev->subscriber_id && !eng_id_allowed(e, j, st, id, ev->subscriber_id, "subscriber"))
         return false;
     const char *use = ev->subscriber_id ? ev->subscriber_id : st == ST_PRESENT ? id : NULL;
     if (!use) { /* no id here: Webex knows it by userId */

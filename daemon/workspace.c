@@ -16,25 +16,6 @@
 
 #define LOOKUP_RECHECK_US 200000 /* state.lookup_wait_ms: how often the table is asked */
 
-/* The event names a workspace: it must be the user's own (the table's
- * entry for the user, or no entry and no other user holding it). */
-static bool id_allowed(struct engine *e, struct job *j, enum st_status st, const char *known)
-{
-    const char *id = j->ev.workspace_id;
-    char holder[EV_MAX_USER_ID + 1];
-    const char *why = NULL;
-
-    if (st == ST_PRESENT && strcmp(known, id) != 0)
-        why = "workspaceId does not match the workspace the state table holds for this userId";
-    else if (st != ST_PRESENT && st_holder(eng_app(e)->state, id, holder, sizeof(holder)) &&
-             strcmp(holder, j->ev.user_id) != 0)
-        why = "workspaceId belongs to another userId in the state table";
-    if (!why)
-        return true;
-    eng_finish_simple(e, j, RES_REJECTED, KIND_INVALID, NULL, why, NULL);
-    return false;
-}
-
 /* Waits (no request, no slot) for the state table to learn what it does
  * not know yet: another instance's rename, a restarted instance's
  * journal. Returns true while the state.lookup_wait_ms window is open. */
@@ -109,7 +90,7 @@ static bool prepare(struct engine *e, struct job *j)
                           "the state table holds a subscriber for this userId", NULL);
         return false;
     }
-    if (ev->workspace_id && !id_allowed(e, j, st, ws))
+    if (ev->workspace_id && !eng_id_allowed(e, j, st, ws, ev->workspace_id, "workspace"))
         return false;
     if (ev->workspace_id)
         snprintf(ws, sizeof(ws), "%s", ev->workspace_id);

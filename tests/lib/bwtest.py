@@ -1247,24 +1247,30 @@ def _now_iso():
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
 
 
-def _event(etype, user, event_id, defaults, fields):
-    ws = {"userId": user}
-    ws.update(defaults)
+def _event(etype, user, event_id, defaults, fields, member="workspace",
+           member_fields=None):
+    """An event dict: ``member`` ("workspace" or "subscriber") holds the
+    userId, ``defaults`` and the keyword ``fields`` named in
+    ``member_fields``; the other fields go to the top level; a field None
+    is removed; ``member={...}`` merges into the member object."""
+    inner = {"userId": user}
+    inner.update(defaults)
     ev = {
         "eventId": event_id if event_id is not None else str(uuid.uuid4()),
         "type": etype,
         "occurredAt": _now_iso(),
-        "workspace": ws,
+        member: inner,
     }
+    names = _WORKSPACE_FIELDS if member_fields is None else member_fields
     for k, v in fields.items():
-        if k == "workspace" and isinstance(v, dict):
+        if k == member and isinstance(v, dict):
             for wk, wv in v.items():
                 if wv is None:
-                    ws.pop(wk, None)
+                    inner.pop(wk, None)
                 else:
-                    ws[wk] = wv
+                    inner[wk] = wv
             continue
-        target = ws if k in _WORKSPACE_FIELDS else ev
+        target = inner if k in names else ev
         if v is None:
             target.pop(k, None)
         else:
@@ -1309,21 +1315,7 @@ _SUBSCRIBER_FIELDS = frozenset((
 
 
 def _sub_event(etype, user, event_id, defaults, fields):
-    sub = {"userId": user}
-    sub.update(defaults)
-    ev = {
-        "eventId": event_id if event_id is not None else str(uuid.uuid4()),
-        "type": etype,
-        "occurredAt": _now_iso(),
-        "subscriber": sub,
-    }
-    for k, v in fields.items():
-        target = sub if k in _SUBSCRIBER_FIELDS else ev
-        if v is None:
-            target.pop(k, None)
-        else:
-            target[k] = v
-    return ev
+    return _event(etype, user, event_id, defaults, fields, "subscriber", _SUBSCRIBER_FIELDS)
 
 
 def sub_provision(user, event_id=None, **fields):
