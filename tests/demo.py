@@ -30,6 +30,12 @@ def events():
         bwtest.remove("boardroom@acme.sp.com"),
         bwtest.remove("never-provisioned@acme.sp.com"),
         bwtest.update("unknown@acme.sp.com", extension="1"),
+        # subscribers: provisioned asynchronously (polled), then updated
+        bwtest.sub_provision("95547322@sp.com", firstName="John", lastName="Andersen",
+                             package="basic", email="john@acme.example"),
+        bwtest.sub_update("95547322@sp.com", package="premium"),
+        bwtest.sub_provision("jane@acme.sp.com", firstName="Jane", lastName="Doe",
+                             package="standard"),
     ]
     out = [bwtest.event_record(e) for e in recs]
     out.append(("broken@acme.sp.com", '{"eventId": "demo-broken", "type": "workspace.provision"'))
@@ -42,7 +48,7 @@ def table(results):
         r = json.loads(m["value"])
         err = r["error"]
         detail = r["note"] or ("%s: %s" % (err["kind"], err["message"]) if err else "")
-        rows.append((r["outcome"], str(r["httpStatus"] or "-"), (r["type"] or "-").split(".")[-1],
+        rows.append((r["outcome"], str(r["httpStatus"] or "-"), (r["type"] or "-"),
                      r["userId"] or m["key"] or "-", detail[:60]))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
@@ -59,6 +65,7 @@ def main():
         print("Kafka (librdkafka mock cluster): %s" % mk.bootstrap)
         print("Webex API simulator:             %s" % sim.base_url)
         d.wait_ready(60)
+        sim.subscriber_settings(delay_ms=1000)  # Webex takes a second per subscriber
         print("bwprovd is READY (pid %d); producing events ..." % d.pid)
         recs = events()
         t0 = time.monotonic()
@@ -76,6 +83,11 @@ def main():
         print("\nWorkspaces now in (simulated) Webex: %d" % ws["count"])
         for w in ws["workspaces"]:
             print("  %-24s ext %-6s %s" % (w["userId"], w.get("extension") or "-", w["id"][:40]))
+        subs = sim.subscribers()
+        print("\nSubscribers now in (simulated) Webex: %d" % subs["count"])
+        for sb in subs["subscribers"]:
+            print("  %-24s %-8s %-12s %s" % (sb["userId"], sb.get("package"), sb.get("status"),
+                                            sb["id"][:40]))
         statuses = d.statuses()
         if statuses:
             print("\nLast STATUS= sent to systemd: %s" % statuses[-1])
