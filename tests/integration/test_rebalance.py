@@ -28,6 +28,7 @@ workspaces and the last state record of every user match the workload;
 A is still running and stops with exit 0.
 """
 import os
+import re
 import sys
 import time
 
@@ -41,14 +42,31 @@ IN_FLIGHT = 8
 STOP_AT = 700
 
 
+_MOVED = re.compile(r"(assigned|revoked|lost) \d+ partition\(s\) of \S+: ?([0-9,]*)$")
+
+
 def consuming(d):
-    """Partitions the instance said it consumes (last 'caught up' line)."""
-    n = 0
+    """Partitions the instance consumes: those it was assigned and still
+    holds (its "assigned" / "revoked" / "lost" lines) once the state table
+    caught up for them (its last "caught up" line; until then they are
+    paused). Either rebalance protocol: eager (librdkafka < 2.6.1: all
+    revoked, then the new set assigned) or cooperative (cooperative-sticky:
+    only the partitions that move), where a revocation alone is followed
+    by no "caught up" line."""
+    owned, ready = set(), set()
     for rec in d.log_records():
         msg = rec.get("msg", "")
-        if msg.startswith("state table caught up; consuming"):
-            n = int(msg.split()[5])
-    return n
+        m = _MOVED.match(msg)
+        if m:
+            parts = {int(p) for p in m.group(2).split(",") if p}
+            if m.group(1) == "assigned":
+                owned |= parts
+            else:
+                owned -= parts
+                ready -= parts
+        elif msg.startswith("state table caught up; consuming"):
+            ready = set(owned)
+    return len(ready)
 
 
 def reapplied(per_event, t_change):
