@@ -69,6 +69,32 @@ def consuming(d):
     return len(ready)
 
 
+_ASSIGNOR = re.compile(r"consumer: partition.assignment.strategy (\S+) \(librdkafka (\d+)\.(\d+)\.(\d+)")
+
+
+def check_assignor(a, total):
+    """The assignor bwprovd chose by the librdkafka it runs on (cooperative-
+    sticky from 2.6.1 on, the eager range,roundrobin before: Debian 12 has
+    2.0.2, Debian 13 2.8.0), and the protocol the group ran: when the second
+    instance joined, A (alone with all ``total`` partitions until then)
+    gave up only the partitions that moved (cooperative) or all of them,
+    to get its share back (eager)."""
+    said = [m for m in (_ASSIGNOR.match(r.get("msg", "")) for r in a.log_records()) if m]
+    assert said, "bwprovd did not say which assignor it uses:\n" + a.log_tail()
+    strategy, version = said[0].group(1), tuple(int(x) for x in said[0].group(2, 3, 4))
+    want = "cooperative-sticky" if version >= (2, 6, 1) else "range,roundrobin"
+    assert strategy == want, "librdkafka %s: assignor %s, want %s" % (version, strategy, want)
+    revoked = [m for m in (_MOVED.match(r.get("msg", "")) for r in a.log_records())
+               if m and m.group(1) == "revoked"]
+    gave = len([p for p in revoked[0].group(2).split(",") if p])
+    log("librdkafka %s: assignor %s; A gave up %d of its %d partitions when B joined",
+        ".".join(map(str, version)), strategy, gave, total)
+    if strategy == "cooperative-sticky":
+        assert 0 < gave < total, "cooperative: A gave up %d of %d partitions" % (gave, total)
+    else:
+        assert gave == total, "eager: A gave up %d of %d partitions" % (gave, total)
+
+
 def reapplied(per_event, t_change):
     """Events applied twice (two 2xx, or a 404 for a remove): allowed only
     when the first answer came after t_change, the first membership change
@@ -109,6 +135,7 @@ def main():
             bwtest.wait_until(lambda: any("revoked" in line for line in a.log_lines()), 30, 0.2,
                               "instance A giving partitions up")
             log("group settled; A reports %d partitions, B %d", consuming(a), consuming(b))
+            check_assignor(a, 8)
             wl.produce(mk)
             scenario.wait_requests(sim, STOP_AT, timeout=60)
             t_term = scenario.now_us()
