@@ -446,7 +446,12 @@ def cmd_run(a):
     root, created = build_root(a.dist)
     if created:
         log("made the %s build root %s" % (a.dist, root))
-    with tempfile.TemporaryDirectory(prefix="bwprovd-src.", dir="/var/tmp") as tmp:
+    # Named like run_in_root's work directories, with an owner: removed by
+    # the next run if this process is killed before it can.
+    tmp = tempfile.mkdtemp(prefix=WORK_PREFIX, dir="/var/tmp")
+    try:
+        with open(os.path.join(tmp, "owner"), "w") as f:
+            f.write("%d\n" % os.getpid())
         src = os.path.join(tmp, "src")
         export_source(os.path.abspath(a.src), src)
         binds_ro = [(src, "/src")]
@@ -456,6 +461,8 @@ def cmd_run(a):
             binds.append((os.path.abspath(a.out), "/out"))
         return run_in_root(root, a.cmd, "bwprovd-%s-%d" % (a.dist, os.getpid()),
                            binds_ro=binds_ro, binds=binds, setenv=a.setenv, timeout=a.timeout)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():
