@@ -59,9 +59,12 @@ bench:
 	/usr/bin/python3 bench/bench.py --build build-release --out $(BENCH_OUT) $(BENCH_FLAGS)
 	@echo "bench: results in $(BENCH_OUT)/results.json"
 
-# bwprovd_<VERSION>_<arch>.deb in $(BUILD)/deb (packaging/build-deb.sh).
+# bwprovd_<version>_<arch>.deb in $(BUILD)/deb (packaging/build-deb.sh), for
+# this machine's Debian release, or for DIST (bookworm, trixie) built in that
+# release's cached root (packaging/debroot.py; root): make deb DIST=trixie.
+DIST ?=
 deb:
-	packaging/build-deb.sh -o $(BUILD)/deb -j $(JOBS)
+	packaging/build-deb.sh -o $(BUILD)/deb -j $(JOBS) $(if $(DIST),--dist $(DIST))
 
 format:
 	clang-format -i common/*.[ch] daemon/*.[ch] tests/*/*.[ch]

@@ -103,7 +103,11 @@ char *cred_read(const char *value, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    if (fstat(fd, &st) == 0)
+    /* A file named by path: the operator set its mode. Not a systemd
+     * credential: $CREDENTIALS_DIRECTORY is a private read-only mount that
+     * only the service sees, and systemd picks the mode (0400 in 252, 0440
+     * with the unit's group in Debian 13's 257). */
+    if (strncmp(value, "cred:", 5) != 0 && fstat(fd, &st) == 0)
         warn_if_shared(path, &st);
     char *s = read_fd(fd, path, err, errlen);
     close(fd);

@@ -1,6 +1,7 @@
 /* event: see event.h. */
 #include "event.h"
 
+#include "jstrict.h"
 #include "wsid.h"
 
 #include <stdarg.h>
@@ -168,15 +169,10 @@ static int get_str(struct ctx *c, json_object *obj, const char *name, const char
 
 static json_object *parse_json(struct ctx *c, const void *value, size_t len)
 {
-    json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
-    if (!tok) {
-        reject(c, "%s", "out of memory");
-        return NULL;
-    }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    json_object *obj = json_tokener_parse_ex(tok, value, (int)len);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    size_t used = json_tokener_get_parse_end(tok);
+    enum json_tokener_error jerr;
+    size_t used;
+    /* jstrict: json-c 0.18's strict mode refuses any non-ASCII text. */
+    json_object *obj = jstrict_parse(value, len, JSON_MAX_DEPTH, &jerr, &used);
     if (!obj || jerr != json_tokener_success) {
         if (jerr == json_tokener_continue)
             reject(c, "%s", "invalid JSON: truncated");
@@ -189,7 +185,6 @@ static json_object *parse_json(struct ctx *c, const void *value, size_t len)
         json_object_put(obj);
         obj = NULL;
     }
-    json_tokener_free(tok);
     return obj;
 }
 

@@ -268,15 +268,21 @@ static int defaults(const struct cfg *c, rd_kafka_conf_t *conf, enum role role, 
         log_info("static group membership: group.instance.id %s", id);
     }
     /* Incremental rebalances only where librdkafka's sticky assignor is
-     * sound: before 2.3.0 it aborts when a consumer closes before its first
-     * assignment (librdkafka #4312), so older versions keep the eager
-     * default (range,roundrobin). */
+     * sound, decided by the librdkafka loaded at run time: before 2.3.0 it
+     * aborts when a consumer closes before its first assignment (librdkafka
+     * #4312), and before 2.6.1 it can loop forever on the main thread with
+     * some orders of members and partitions (#4800). Older versions (Debian
+     * 12 has 2.0.2) keep the eager default, range,roundrobin; Debian 13's
+     * 2.8.0 gets cooperative-sticky. */
     const char *strategy = "partition.assignment.strategy";
-    if (role == ROLE_CONSUMER && !user_set(c, scope, strategy) &&
-        set(conf, strategy,
-            rd_kafka_version() >= 0x020300ff ? "cooperative-sticky" : "range,roundrobin", err,
-            errlen) != 0)
-        return -1;
+    if (role == ROLE_CONSUMER && !user_set(c, scope, strategy)) {
+        const char *v =
+            rd_kafka_version() >= 0x020601ff ? "cooperative-sticky" : "range,roundrobin";
+        if (set(conf, strategy, v, err, errlen) != 0)
+            return -1;
+        log_info("consumer: partition.assignment.strategy %s (librdkafka %s)", v,
+                 rd_kafka_version_str());
+    }
     return 0;
 }
 

@@ -6,7 +6,7 @@ set -eu
 PKGS="cmake make gcc pkg-config librdkafka-dev libcurl4-openssl-dev libjson-c-dev \
 libsystemd-dev zlib1g-dev libmicrohttpd-dev kcat python3 openssl systemd mandoc groff-base \
 dpkg-dev debhelper fakeroot lintian rpm debootstrap systemd-container valgrind \
-clang libclang-rt-dev openjdk-17-jre-headless maven prometheus"
+clang libclang-rt-dev default-jre-headless maven prometheus"
 [ $# -gt 0 ] && PKGS="$*"
 
 missing=""

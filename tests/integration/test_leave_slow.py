@@ -100,7 +100,7 @@ def main():
             limit = scenario.stop_limit_s(b)
             b.wait_ready(60)
             bwtest.wait_until(lambda: consuming(b), 60, 0.2, "instance B consuming")
-            bwtest.wait_until(lambda: consuming(a) < PARTITIONS, 30, 0.2,
+            bwtest.wait_until(lambda: 0 < consuming(a) < PARTITIONS, 30, 0.2,
                               "instance A giving partitions up")
             log("group settled; A reports %d partitions, B %d", consuming(a), consuming(b))
             wl.produce(mk)

@@ -28,6 +28,7 @@ workspaces and the last state record of every user match the workload;
 A is still running and stops with exit 0.
 """
 import os
+import re
 import sys
 import time
 
@@ -41,14 +42,57 @@ IN_FLIGHT = 8
 STOP_AT = 700
 
 
+_MOVED = re.compile(r"(assigned|revoked|lost) \d+ partition\(s\) of \S+: ?([0-9,]*)$")
+
+
 def consuming(d):
-    """Partitions the instance said it consumes (last 'caught up' line)."""
-    n = 0
+    """Partitions the instance consumes: those it was assigned and still
+    holds (its "assigned" / "revoked" / "lost" lines) once the state table
+    caught up for them (its last "caught up" line; until then they are
+    paused). Either rebalance protocol: eager (librdkafka < 2.6.1: all
+    revoked, then the new set assigned) or cooperative (cooperative-sticky:
+    only the partitions that move), where a revocation alone is followed
+    by no "caught up" line."""
+    owned, ready = set(), set()
     for rec in d.log_records():
         msg = rec.get("msg", "")
-        if msg.startswith("state table caught up; consuming"):
-            n = int(msg.split()[5])
-    return n
+        m = _MOVED.match(msg)
+        if m:
+            parts = {int(p) for p in m.group(2).split(",") if p}
+            if m.group(1) == "assigned":
+                owned |= parts
+            else:
+                owned -= parts
+                ready -= parts
+        elif msg.startswith("state table caught up; consuming"):
+            ready = set(owned)
+    return len(ready)
+
+
+_ASSIGNOR = re.compile(r"consumer: partition.assignment.strategy (\S+) \(librdkafka (\d+)\.(\d+)\.(\d+)")
+
+
+def check_assignor(a, total):
+    """The assignor bwprovd chose by the librdkafka it runs on (cooperative-
+    sticky from 2.6.1 on, the eager range,roundrobin before: Debian 12 has
+    2.0.2, Debian 13 2.8.0), and the protocol the group ran: when the second
+    instance joined, A (alone with all ``total`` partitions until then)
+    gave up only the partitions that moved (cooperative) or all of them,
+    to get its share back (eager)."""
+    said = [m for m in (_ASSIGNOR.match(r.get("msg", "")) for r in a.log_records()) if m]
+    assert said, "bwprovd did not say which assignor it uses:\n" + a.log_tail()
+    strategy, version = said[0].group(1), tuple(int(x) for x in said[0].group(2, 3, 4))
+    want = "cooperative-sticky" if version >= (2, 6, 1) else "range,roundrobin"
+    assert strategy == want, "librdkafka %s: assignor %s, want %s" % (version, strategy, want)
+    revoked = [m for m in (_MOVED.match(r.get("msg", "")) for r in a.log_records())
+               if m and m.group(1) == "revoked"]
+    gave = len([p for p in revoked[0].group(2).split(",") if p])
+    log("librdkafka %s: assignor %s; A gave up %d of its %d partitions when B joined",
+        ".".join(map(str, version)), strategy, gave, total)
+    if strategy == "cooperative-sticky":
+        assert 0 < gave < total, "cooperative: A gave up %d of %d partitions" % (gave, total)
+    else:
+        assert gave == total, "eager: A gave up %d of %d partitions" % (gave, total)
 
 
 def reapplied(per_event, t_change):
@@ -91,6 +135,7 @@ def main():
             bwtest.wait_until(lambda: any("revoked" in line for line in a.log_lines()), 30, 0.2,
                               "instance A giving partitions up")
             log("group settled; A reports %d partitions, B %d", consuming(a), consuming(b))
+            check_assignor(a, 8)
             wl.produce(mk)
             scenario.wait_requests(sim, STOP_AT, timeout=60)
             t_term = scenario.now_us()

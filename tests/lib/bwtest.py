@@ -1570,21 +1570,31 @@ def openssl(*args):
 
 
 def make_ca(d, name):
-    """A self-signed test CA in directory ``d``: (key path, cert path)."""
+    """A self-signed test CA in directory ``d``: (key path, cert path).
+    With the extensions a strict verifier wants (Python 3.13 sets
+    VERIFY_X509_STRICT by default: a CA without keyUsage is refused)."""
     key, pem = os.path.join(d, name + ".key"), os.path.join(d, name + ".pem")
     openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", key, "-out", pem, "-days", "2", "-subj", "/CN=" + name)
+            "-nodes", "-keyout", key, "-out", pem, "-days", "2", "-subj", "/CN=" + name,
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext", "subjectKeyIdentifier=hash")
     return key, pem
 
 
 def make_cert(d, ca, name, san):
     """A certificate for ``san`` (e.g. "DNS:localhost,IP:127.0.0.1")
     signed by ``ca`` (make_ca's pair): (cert path, key path); the key is
-    unencrypted PKCS#8."""
+    unencrypted PKCS#8. Strict verifiers want the authority key id."""
     key, csr, pem = (os.path.join(d, name + x) for x in (".key", ".csr", ".pem"))
     ext = os.path.join(d, name + ".ext")
     with open(ext, "w") as f:
-        f.write("subjectAltName=%s\n" % san)
+        f.write("subjectAltName=%s\n"
+                "basicConstraints=critical,CA:FALSE\n"
+                "keyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=serverAuth,clientAuth\n"
+                "subjectKeyIdentifier=hash\n"
+                "authorityKeyIdentifier=keyid:always\n" % san)
     openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", key, "-out", csr, "-subj", "/CN=" + name)
     openssl("x509", "-req", "-in", csr, "-CA", ca[1], "-CAkey", ca[0], "-CAcreateserial",

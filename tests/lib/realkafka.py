@@ -97,7 +97,7 @@ def _fetch(version, d):
     java = shutil.which("java")
     if not mvn or not java:
         raise bwtest.HarnessError("the real-broker tests need java and mvn (scripts/deps.sh "
-                                  "installs openjdk-17-jre-headless and maven)")
+                                  "installs default-jre-headless and maven)")
     shutil.rmtree(lib, ignore_errors=True)
     argv = [mvn, "-q", "-B", "-f", POM, "dependency:copy-dependencies",
             "-Dkafka.version=%s" % version, "-DoutputDirectory=%s" % lib,

@@ -10,7 +10,13 @@ build) and checks it:
   maintainer scripts enable the unit but do not start it on installation;
 * the packaged unit runs the packaged binary with the packaged
   configuration; the binary is PIE with BIND_NOW and full RELRO;
-* lintian (when installed) reports no error.
+* lintian (when installed) reports no error and no warning.
+
+--dist names the Debian release the package is for (default: the running
+one; the package must be built on that release, e.g. in its root with
+packaging/debroot.py): its version (VERSION, VERSION+deb13u1 for trixie),
+the run-time packages it must depend on (trixie's 64-bit time_t names such
+as libcurl4t64) and the unit's Type= (notify-reload where systemd >= 253).
 
 The .deb goes to --out (the build tree; the system test picks it up from
 there). Skips (77) when the Debian build tools or the build dependencies
@@ -38,7 +44,24 @@ TOOLS = {  # program: Debian package
     "fakeroot": "fakeroot",
     "readelf": "binutils",
 }
-RUNTIME_DEPS = ("libcurl4", "libjson-c5", "librdkafka1", "libsystemd0")
+# Per release: the run-time packages the binary links (dpkg-shlibdeps
+# names them from the build root's libraries; Debian 13 renamed libcurl4
+# for the 64-bit time_t transition), and the unit's Type=.
+RUNTIME_DEPS = {
+    "bookworm": ("libcurl4", "libjson-c5", "librdkafka1", "libsystemd0", "zlib1g"),
+    "trixie": ("libcurl4t64", "libjson-c5", "librdkafka1", "libsystemd0", "zlib1g"),
+}
+NOT_DEPS = {"bookworm": ("libcurl4t64",), "trixie": ("libcurl4",)}
+UNIT_TYPE = {"bookworm": "notify", "trixie": "notify-reload"}
+
+
+def host_release():
+    try:
+        with open("/etc/os-release") as f:
+            m = re.search(r"^VERSION_CODENAME=\"?([a-z]+)", f.read(), re.M)
+        return m.group(1) if m else ""
+    except OSError:
+        return ""
 
 
 def skip(msg):
@@ -64,8 +87,13 @@ def main():
     ap.add_argument("--source", required=True, help="top of the source tree")
     ap.add_argument("--out", required=True, help="where the .deb goes (not the source tree)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--dist", default=host_release(), choices=sorted(RUNTIME_DEPS),
+                    help="the Debian release (default: the running one)")
     a = ap.parse_args()
-    c = Checker("packaging_deb")
+    c = Checker("packaging_deb" if a.dist == host_release() else a.dist + "_deb")
+    if a.dist != host_release():
+        skip("the %s package is built and checked on %s (in its root: packaging/debroot.py "
+             "run %s); this is %s" % (a.dist, a.dist, a.dist, host_release() or "unknown"))
 
     out = os.path.realpath(a.out)
     os.makedirs(out, exist_ok=True)
@@ -80,16 +108,20 @@ def main():
         skip("build dependencies missing; as root: apt-get install -y " + " ".join(deps))
 
     source = os.path.realpath(a.source)
+    build_deb = os.path.join(source, "packaging", "build-deb.sh")
     with open(os.path.join(source, "VERSION")) as f:
-        version = f.readline().strip()
+        upstream = f.readline().strip()
+    rc, version, err = run([build_deb, "--dist", a.dist, "--print-version"])
+    version = version.strip()
+    if not c.check(rc == 0 and version.startswith(upstream),
+                   f"build-deb.sh --print-version: {version!r} {err.strip()}"):
+        c.finish()
     _, arch, _ = run(["dpkg", "--print-architecture"])
     arch = arch.strip()
     deb_name = f"bwprovd_{version}_{arch}.deb"
 
-
     t0 = time.monotonic()
-    p = subprocess.run([os.path.join(source, "packaging", "build-deb.sh"), "-o", out,
-                        "-j", str(max(1, a.jobs))],
+    p = subprocess.run([build_deb, "-o", out, "-j", str(max(1, a.jobs)), "--dist", a.dist],
                        capture_output=True, text=True, timeout=900)
     print(p.stdout + p.stderr, end="")
     if not c.check(p.returncode == 0, f"build-deb.sh exited {p.returncode}"):
@@ -135,9 +167,14 @@ def main():
     c.check(field("Version") == version, f"Version is {field('Version')}, not {version}")
     c.check(field("Architecture") == arch, f"Architecture is {field('Architecture')}")
     depends = field("Depends")
-    for lib in RUNTIME_DEPS:
-        c.check(re.search(rf"(^|[ ,]){re.escape(lib)}\b", depends),
-                f"Depends lacks {lib}: {depends}")
+    names = {d.split("|")[0].split("(")[0].strip() for d in depends.split(",")}
+    for lib in RUNTIME_DEPS[a.dist]:
+        c.check(lib in names, f"{a.dist}: Depends lacks {lib}: {depends}")
+    for lib in NOT_DEPS[a.dist]:
+        c.check(lib not in names, f"{a.dist}: Depends names {lib}, a package of another "
+                f"release: {depends}")
+    if not c.failures:
+        c.ok(f"{a.dist}: Depends: {depends}")
     rc, info, _ = run(["dpkg-deb", "-I", deb])
     print(info)
     with tempfile.TemporaryDirectory() as ctl:
@@ -174,6 +211,10 @@ def main():
             c.check(re.search(r"^ExecStart=/usr/sbin/bwprovd -c /etc/bwprovd/bwprovd.conf$",
                               unit, re.M),
                     "the packaged unit does not run /usr/sbin/bwprovd -c /etc/bwprovd/bwprovd.conf")
+            typ = re.findall(r"^Type=(\S+)$", unit, re.M)
+            if c.check(typ == [UNIT_TYPE[a.dist]],
+                       f"{a.dist}: the unit has Type={typ}, not {UNIT_TYPE[a.dist]}"):
+                c.ok(f"{a.dist}: the unit is Type={typ[0]}")
         binary = os.path.join(x, "usr/sbin/bwprovd")
         rc, hdr, _ = run(["readelf", "-hdlW", binary])
         c.check("DYN (Position-Independent Executable" in hdr or re.search(r"Type:\s+DYN", hdr),
@@ -188,15 +229,16 @@ def main():
     # -- lintian ------------------------------------------------------------
     lintian = shutil.which("lintian")
     if lintian:
-        # --fail-on error: warnings are reported but do not fail the test.
-        p = subprocess.run([lintian, "--fail-on", "error", "--display-info",
+        # Errors and warnings fail the test; informational tags do not.
+        p = subprocess.run([lintian, "--fail-on", "error,warning", "--display-info",
                             "--show-overrides", deb],
                            capture_output=True, text=True, timeout=600)
         report = (p.stdout + p.stderr).strip()
         print("lintian:\n" + (report or "(nothing to report)"))
-        errors = [ln for ln in p.stdout.splitlines() if ln.startswith("E: ")]
-        c.check(p.returncode == 0 and not errors,
-                f"lintian exited {p.returncode} with {len(errors)} error(s)")
+        bad = [ln for ln in p.stdout.splitlines() if ln.startswith(("E: ", "W: "))]
+        if c.check(p.returncode == 0 and not bad,
+                   f"lintian exited {p.returncode} with {len(bad)} error(s) and warning(s)"):
+            c.ok(f"lintian ({a.dist}): no errors, no warnings")
     else:
         print("note: lintian is not installed (apt-get install lintian): not run")
 

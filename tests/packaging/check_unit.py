@@ -2,6 +2,8 @@
 """Checks the generated systemd unit.
 
 * placeholders are all filled in and ExecStart= names the installed binary;
+* Type= is the one the build chose (--type: notify-reload for systemd 253
+  and later, with no ExecReload=; notify, with ExecReload= sending SIGHUP);
 * the settings the daemon relies on are there and agree with its defaults
   (stop timeout above shutdown.grace_ms plus the final Kafka flush, start
   timeout above startup.timeout_ms plus a token request, the credentials
@@ -43,6 +45,8 @@ def main():
     ap.add_argument("--exec-path", required=True, help="ExecStart= binary expected")
     ap.add_argument("--man-dir", required=True, help="docs/man")
     ap.add_argument("--example-conf", required=True, help="systemd/bwprovd.conf")
+    ap.add_argument("--type", required=True, choices=("notify", "notify-reload"),
+                    help="the Type= the build chose (BWPROVD_UNIT_TYPE)")
     a = ap.parse_args()
     analyze = need_tool("systemd-analyze")
     c = Checker("packaging_unit")
@@ -62,10 +66,21 @@ def main():
     c.check("-c" in argv, "ExecStart= passes no -c FILE")
 
     # What the daemon's behaviour needs from the unit.
-    c.check(setting(st, "Type") == "notify", "Type= is not notify")
-    reload = setting(st, "ExecReload") or ""
-    c.check(re.search(r"kill -HUP \$MAINPID", reload) is not None,
-            f"ExecReload= does not send SIGHUP: {reload!r}")
+    # Both types rest on bwprovd's RELOADING=1 + MONOTONIC_USEC= ... READY=1
+    # on SIGHUP; notify-reload has systemd send the signal, notify needs
+    # ExecReload= to.
+    typ = setting(st, "Type")
+    c.check(typ == a.type, f"Type={typ}, the build chose {a.type}")
+    reload = setting(st, "ExecReload")
+    if a.type == "notify":
+        c.check(re.search(r"kill -HUP \$MAINPID", reload or "") is not None,
+                f"ExecReload= does not send SIGHUP: {reload!r}")
+    else:
+        c.check(reload is None, f"Type=notify-reload with an ExecReload= ({reload!r})")
+        sig = setting(st, "ReloadSignal")
+        c.check(sig in (None, "SIGHUP", "HUP"), f"ReloadSignal={sig}: bwprovd reloads on SIGHUP")
+    if not c.failures:
+        c.ok(f"Type={typ}" + (f", ExecReload={reload}" if reload else ", no ExecReload="))
     c.check(setting(st, "Restart") == "on-failure", "Restart= is not on-failure")
     prevent = " ".join(settings_all(st, "RestartPreventExitStatus")).split()
     c.check({"64", "78"} <= set(prevent),

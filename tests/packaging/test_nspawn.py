@@ -1,14 +1,18 @@
 #!/usr/bin/python3
-"""The Debian package under a real systemd: Debian 12 booted with systemd
-as PID 1 in a systemd-nspawn container (sharing the host's network), the
-mock Kafka cluster and the Webex API simulator on the host's loopback.
+"""The Debian package under a real systemd: a Debian release (--suite:
+bookworm, systemd 252, or trixie, systemd 257; default the running one)
+booted with systemd as PID 1 in a systemd-nspawn container (sharing the
+host's network), the mock Kafka cluster and the Webex API simulator on the
+host's loopback. The package must be the one built for that release
+(build-deb.sh --dist).
 
 Steps (each wait bounded):
 
- 1. A cached Debian 12 root (debootstrap minbase + systemd, systemd-sysv,
-    dbus and the package's run-time libraries, installed with apt in the
-    root), kept in $BWPROVD_TEST_CACHE (default /var/cache/bwprovd-test)
-    under a hash of the recipe; built once, under a lock.
+ 1. A cached root of the release (debootstrap minbase + systemd,
+    systemd-sysv, dbus and the package's run-time libraries, installed with
+    apt in the root: packaging/debroot.py), kept in $BWPROVD_TEST_CACHE
+    (default /var/cache/bwprovd-test) under a hash of the recipe; built
+    once, under a lock.
  2. A per-run copy (overlayfs over the cache, or a copy where overlayfs
     cannot be mounted): the cache itself is never written after creation.
  3. `dpkg -i` of the .deb in the root before the boot (no systemd running):
@@ -19,10 +23,14 @@ Steps (each wait bounded):
  5. The configuration (host mock Kafka, simulator base_url, session timeout
     6 s for the mock cluster) and the token as a credential in
     /etc/credstore; `systemctl start`: active (running), a StatusText from
-    bwprovd, a dynamic (non-root) user, no_new_privs, seccomp.
+    bwprovd, a dynamic (non-root) user, no_new_privs, seccomp. The unit's
+    Type= fits the container's systemd (notify-reload from 253 on, without
+    ExecReload=; notify with it before), and `systemd-analyze security`
+    there rates it 2.0 or lower.
  6. Events produced on the host get results; `journalctl -u bwprovd
     BWPROVD_USER_ID=<user> -o json` returns the outcome entry with the
-    structured fields; the catalog is installed.
+    structured fields; the catalog is installed; bwprovd chose the assignor
+    for the release's librdkafka (cooperative-sticky from 2.6.1 on).
  7. `systemctl reload`: succeeds, the job is logged as done, bwprovd logs
     the reload, the main PID stays and the unit stays active.
  8. Watchdog: a drop-in with WatchdogSec=3s; a healthy daemon keeps its
@@ -40,15 +48,13 @@ killed. Needs root, debootstrap, systemd-nspawn, nsenter and kcat; skips
 (77) with the reason where they are missing or cannot work.
 
 Environment: BWPROVD_DEB (the .deb; else --deb-dir is searched, and the
-package is built with packaging/build-deb.sh when none is there),
+package is built with packaging/build-deb.sh --dist SUITE when none is
+there),
 MOCKKAFKA, WEBSIM, KCAT as for the integration tests,
 BWPROVD_TEST_CACHE, BWPROVD_TEST_MIRROR (default: the host's Debian
 mirror), BWTEST_KEEP=1 to keep the run directory."""
 
 import argparse
-import fcntl
-import glob
-import hashlib
 import json
 import os
 import re
@@ -63,13 +69,12 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "packaging"))
 import bwtest  # noqa: E402
+import debroot  # noqa: E402
 
-SUITE = "bookworm"
-BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus")
-# Bump when the recipe below changes, so that old caches are not reused.
-CACHE_RECIPE = 1
 UNIT = "bwprovd.service"
+MAX_EXPOSURE = 2.0
 FIELDS = ("BWPROVD_EVENT_ID", "BWPROVD_EVENT_TYPE", "BWPROVD_USER_ID", "BWPROVD_OUTCOME",
           "BWPROVD_HTTP_STATUS", "BWPROVD_TRACKING_ID", "BWPROVD_ATTEMPT", "BWPROVD_TOPIC",
           "BWPROVD_PARTITION", "BWPROVD_OFFSET")
@@ -77,19 +82,10 @@ MID_STARTED = "5b7e2a8cf1d14a4b9e0c1f6a3d2b7c01"
 MID_STOPPED = "5b7e2a8cf1d14a4b9e0c1f6a3d2b7c02"
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-T0 = time.monotonic()
-
-
-def log(msg):
-    print("[%6.1fs] %s" % (time.monotonic() - T0, msg), flush=True)
-
-
-class Skip(Exception):
-    pass
-
-
-class Failure(Exception):
-    pass
+log = debroot.log
+run = debroot.run
+Skip = debroot.Unavailable  # the machine cannot: skip (77)
+Failure = debroot.Failure
 
 
 def check(cond, msg):
@@ -98,41 +94,27 @@ def check(cond, msg):
     return cond
 
 
-def run(argv, timeout, check_rc=True, **kw):
-    """subprocess.run with text output and a bound; raises Failure when
-    check_rc and the exit status is not 0."""
-    kw.setdefault("stdin", subprocess.DEVNULL)
-    try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
-    except subprocess.TimeoutExpired:
-        raise Failure("%s did not finish within %ss" % (" ".join(argv[:6]), timeout))
-    if check_rc and p.returncode != 0:
-        raise Failure("%s exited %d:\n%s%s" % (" ".join(argv), p.returncode,
-                                               p.stdout[-3000:], p.stderr[-3000:]))
-    return p
-
-
 # ---------------------------------------------------------------------------
 # The package
 
 
-def find_deb(source, deb_dir):
-    """The .deb to test: $BWPROVD_DEB, else bwprovd_<VERSION>_<arch>.deb in
-    deb_dir, else one built now with packaging/build-deb.sh."""
+def find_deb(source, deb_dir, suite):
+    """The .deb to test: $BWPROVD_DEB, else bwprovd_<version>_<arch>.deb of
+    suite's version in deb_dir, else one built now with
+    packaging/build-deb.sh --dist suite."""
     env_deb = os.environ.get("BWPROVD_DEB")
     if env_deb:
         check(os.path.isfile(env_deb), "BWPROVD_DEB=%s does not exist" % env_deb)
         return env_deb
-    with open(os.path.join(source, "VERSION")) as f:
-        version = f.readline().strip()
+    build_deb = os.path.join(source, "packaging", "build-deb.sh")
+    version = run([build_deb, "--dist", suite, "--print-version"], 30).stdout.strip()
     arch = run(["dpkg", "--print-architecture"], 30).stdout.strip()
     deb = os.path.join(deb_dir, "bwprovd_%s_%s.deb" % (version, arch))
     if os.path.isfile(deb):
         return deb
-    log("no %s: building it with packaging/build-deb.sh" % deb)
+    log("no %s: building it with packaging/build-deb.sh --dist %s" % (deb, suite))
     os.makedirs(deb_dir, exist_ok=True)
-    p = run([os.path.join(source, "packaging", "build-deb.sh"), "-o", deb_dir], 1200,
-            check_rc=False)
+    p = run([build_deb, "-o", deb_dir, "--dist", suite], 1800, check_rc=False)
     if p.returncode != 0:
         raise Skip("no .deb to test and build-deb.sh could not make one:\n%s" %
                    (p.stdout + p.stderr)[-2000:])
@@ -149,139 +131,6 @@ def deb_depends(deb):
         if m:
             names.append(m.group(0))
     return names
-
-
-# ---------------------------------------------------------------------------
-# The cached root
-
-
-def host_mirror():
-    """The host's Debian mirror (apt sources), or deb.debian.org."""
-    if os.environ.get("BWPROVD_TEST_MIRROR"):
-        return os.environ["BWPROVD_TEST_MIRROR"]
-    files = ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")) + \
-        sorted(glob.glob("/etc/apt/sources.list.d/*.sources"))
-    for path in files:
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError:
-            continue
-        if path.endswith(".sources"):
-            for stanza in re.split(r"\n\s*\n", text):
-                if re.search(r"^Enabled:\s*no", stanza, re.M | re.I):
-                    continue
-                uris = re.search(r"^URIs:\s*(.+)$", stanza, re.M)
-                suites = re.search(r"^Suites:\s*(.+)$", stanza, re.M)
-                if uris and suites and SUITE in suites.group(1).split():
-                    for uri in uris.group(1).split():
-                        if "security" not in uri and "/debian" in uri:
-                            return uri.rstrip("/")
-        else:
-            for line in text.splitlines():
-                m = re.match(r"\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line)
-                if m and m.group(2) == SUITE and "security" not in m.group(1) \
-                        and "/debian" in m.group(1):
-                    return m.group(1).rstrip("/")
-    return "http://deb.debian.org/debian"
-
-
-def cache_root(cache_dir, packages, mirror):
-    """Path of the cached root for this package list, creating it if needed.
-    Returns (root, created)."""
-    recipe = "%d\n%s\n%s\n%s\n" % (CACHE_RECIPE, SUITE, mirror, "\n".join(packages))
-    key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
-    entry = os.path.join(cache_dir, "%s-%s" % (SUITE, key))
-    root = os.path.join(entry, "root")
-    stamp = os.path.join(entry, "complete")
-    if os.path.exists(stamp):
-        touch(os.path.join(entry, "last-used"))
-        return root, False
-    try:
-        os.makedirs(cache_dir, exist_ok=True)
-    except OSError as e:
-        raise Skip("cannot create the cache directory %s: %s" % (cache_dir, e))
-    lock = open(os.path.join(cache_dir, ".lock"), "a")
-    try:
-        deadline = time.monotonic() + 1800
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise Failure("another run has held %s/.lock for 30 min" % cache_dir)
-                time.sleep(2)
-        if os.path.exists(stamp):  # made by the run we waited for
-            touch(os.path.join(entry, "last-used"))
-            return root, False
-        prune_cache(cache_dir, entry)
-        build_cache(entry, root, stamp, recipe, packages, mirror)
-        touch(os.path.join(entry, "last-used"))
-        return root, True
-    finally:
-        lock.close()
-
-
-def touch(path):
-    with open(path, "a"):
-        pass
-    os.utime(path)
-
-
-def prune_cache(cache_dir, keep):
-    """Remove cached roots of other recipes unused for two days (called
-    under the lock, before a new one is made)."""
-    for entry in glob.glob(os.path.join(cache_dir, SUITE + "-*")):
-        if entry == keep:
-            continue
-        try:
-            used = os.path.getmtime(os.path.join(entry, "last-used"))
-        except OSError:
-            used = os.path.getmtime(entry)
-        if time.time() - used > 2 * 86400:
-            log("removing the unused cached root %s" % entry)
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def build_cache(entry, root, stamp, recipe, packages, mirror):
-    tmp = root + ".new"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(root, ignore_errors=True)
-    os.makedirs(entry, exist_ok=True)
-    log("creating the cached root %s (debootstrap %s from %s; a few minutes, once)"
-        % (root, SUITE, mirror))
-    p = run(["debootstrap", "--variant=minbase", "--include=" + ",".join(BASE_PACKAGES),
-             SUITE, tmp, mirror], 1800, check_rc=False)
-    if p.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise Skip("debootstrap %s failed (no network or mirror?):\n%s" %
-                   (SUITE, (p.stdout + p.stderr)[-1500:]))
-    log("debootstrap done; probing systemd-nspawn")
-    nspawn = ["systemd-nspawn", "-D", tmp, "--register=no", "--keep-unit", "--quiet", "--pipe"]
-    p = run(nspawn + ["/bin/true"], 120, check_rc=False)
-    if p.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise Skip("systemd-nspawn cannot run a container here:\n%s" % (p.stdout + p.stderr)[-1500:])
-    extra = [pk for pk in packages if pk not in BASE_PACKAGES]
-    log("installing in the root with apt: %s" % " ".join(extra))
-    script = ("set -e; export DEBIAN_FRONTEND=noninteractive; apt-get update -q; "
-              "apt-get install -y -q --no-install-recommends %s; apt-get clean; "
-              "rm -rf /var/lib/apt/lists/*" % " ".join(extra))
-    p = run(nspawn + ["/bin/sh", "-c", script], 900, check_rc=False)
-    if p.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise Failure("apt-get install in the cached root failed:\n%s" %
-                      (p.stdout + p.stderr)[-3000:])
-    # No periodic apt runs in the test containers.
-    for timer in ("apt-daily.timer", "apt-daily-upgrade.timer"):
-        path = os.path.join(tmp, "etc/systemd/system", timer)
-        if not os.path.lexists(path):
-            os.symlink("/dev/null", path)
-    os.rename(tmp, root)
-    with open(stamp, "w") as f:
-        f.write(recipe)
-    log("cached root ready")
 
 
 # ---------------------------------------------------------------------------
@@ -357,7 +206,7 @@ class Container:
             if time.monotonic() > deadline:
                 raise Failure("no container init under systemd-nspawn within 60 s:\n%s"
                               % bwtest._tail(self.log_path))
-            self.init = self._find_init(self.nspawn.pid)
+            self.init = debroot.find_init(self.nspawn.pid)
             time.sleep(0.2)
         self.guard = subprocess.Popen(
             ["sh", "-c", GUARD, "guard", str(os.getpid()), str(self.init), str(self.nspawn.pid),
@@ -365,25 +214,6 @@ class Container:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
         log("container booting: nspawn pid %d, init pid %d (host)" % (self.nspawn.pid, self.init))
-
-    @staticmethod
-    def _find_init(pid):
-        """The descendant of pid that is PID 1 of its own PID namespace."""
-        todo = [pid]
-        while todo:
-            p = todo.pop()
-            try:
-                with open("/proc/%d/status" % p) as f:
-                    m = re.search(r"^NSpid:\s*(.*)$", f.read(), re.M)
-                ns = m.group(1).split() if m else []
-                if p != pid and len(ns) > 1 and ns[-1] == "1":
-                    return p
-                for t in os.listdir("/proc/%d/task" % p):
-                    with open("/proc/%d/task/%s/children" % (p, t)) as f:
-                        todo += [int(c) for c in f.read().split()]
-            except (OSError, ValueError):
-                continue
-        return None
 
     def sh(self, argv, timeout=60, check_rc=True):
         """Run argv inside the container (all its namespaces), clean env."""
@@ -543,6 +373,58 @@ def state(c):
     return "%s/%s" % (s.get("ActiveState"), s.get("SubState"))
 
 
+def systemd_version(c):
+    out = c.sh(["systemctl", "--version"]).stdout
+    m = re.match(r"systemd (\d+)", out)
+    check(m, "systemctl --version: %r" % out[:200])
+    return int(m.group(1))
+
+
+def check_unit_type(c, typ):
+    """Type=notify-reload (no ExecReload=) where systemd has it (253 and
+    later), Type=notify with ExecReload= sending SIGHUP before."""
+    version = systemd_version(c)
+    want = "notify-reload" if version >= 253 else "notify"
+    reload = c.show("ExecReload").get("ExecReload", "")  # 257 prints nothing when unset
+    check(typ == want, "systemd %d: the unit is Type=%s, not %s" % (version, typ, want))
+    if want == "notify":
+        check("kill -HUP" in reload, "Type=notify without the SIGHUP ExecReload=: %r" % reload)
+    else:
+        check(not reload, "Type=notify-reload with an ExecReload=: %r" % reload)
+    log("systemd %d: Type=%s, %s" % (version, typ,
+                                     "ExecReload= sends SIGHUP" if reload else "no ExecReload="))
+
+
+def check_security(c):
+    """The installed unit's exposure as this release's systemd rates it."""
+    p = c.sh(["systemd-analyze", "security", "--no-pager", UNIT], timeout=60, check_rc=False)
+    m = re.search(r"Overall exposure level for %s:\s*([0-9.]+)" % re.escape(UNIT), p.stdout)
+    check(m, "systemd-analyze security gave no exposure level (exit %d):\n%s%s"
+          % (p.returncode, p.stdout[-1500:], p.stderr[-500:]))
+    level = float(m.group(1))
+    check(level <= MAX_EXPOSURE, "systemd-analyze security: exposure %s > %s:\n%s" % (
+        level, MAX_EXPOSURE, "\n".join(ln for ln in p.stdout.splitlines() if "✗" in ln)))
+    log("systemd-analyze security %s: exposure %s <= %s" % (UNIT, level, MAX_EXPOSURE))
+
+
+def check_assignor(c):
+    """bwprovd chose the assignor by the release's librdkafka: cooperative-
+    sticky from 2.6.1 on (Debian 13's 2.8.0), range,roundrobin before
+    (Debian 12's 2.0.2)."""
+    pkg = c.sh(["dpkg-query", "-W", "-f=${Version}", "librdkafka1"]).stdout.strip()
+    m = re.match(r"(\d+)\.(\d+)\.(\d+)", pkg)
+    check(m, "librdkafka1's version: %r" % pkg)
+    version = tuple(int(x) for x in m.groups())
+    want = "cooperative-sticky" if version >= (2, 6, 1) else "range,roundrobin"
+    said = [e.get("MESSAGE", "") for e in c.journal("-u", UNIT)
+            if e.get("MESSAGE", "").startswith("consumer: partition.assignment.strategy ")]
+    check(said, "bwprovd did not log its assignor")
+    check(said[-1].startswith("consumer: partition.assignment.strategy %s (librdkafka %d.%d.%d"
+                              % ((want,) + version)),
+          "librdkafka %s: %r, want %s" % (pkg, said[-1], want))
+    log("librdkafka %s: %r" % (pkg, said[-1]))
+
+
 def test(c, deb, mk, sim):
     # -- 3. install without systemd running ----------------------------------
     check(not os.path.exists(c.path("/run/systemd/system")),
@@ -602,6 +484,11 @@ def test(c, deb, mk, sim):
     check(re.search(r"^Seccomp:\s+2", proc, re.M), "no seccomp filter")
     check(re.search(r"^CapEff:\s+0+$", proc, re.M), "bwprovd has capabilities")
     log("main PID %s: uid %s, no_new_privs, seccomp filter, no capabilities" % (pid, uid))
+    check_unit_type(c, s["Type"])
+    check_security(c)
+    shared = [e.get("MESSAGE") for e in c.journal("-u", UNIT)
+              if "accessible by group or others" in e.get("MESSAGE", "")]
+    check(not shared, "bwprovd warns about the credential's mode: %s" % shared)
 
     # -- 6. events, results, structured journal entries ----------------------
     users = ["7100%02d@nspawn.example" % i for i in range(3)]
@@ -629,6 +516,7 @@ def test(c, deb, mk, sim):
     p = c.sh(["journalctl", "--no-pager", "--list-catalog", MID_STARTED], check_rc=False)
     check(MID_STARTED in p.stdout, "the journal catalog does not know %s" % MID_STARTED)
     log("catalog entry installed: %s" % p.stdout.strip().splitlines()[0])
+    check_assignor(c)
 
     # -- 7. reload --------------------------------------------------------
     cur = c.cursor()
@@ -662,6 +550,9 @@ def test(c, deb, mk, sim):
                and x.get("MESSAGE", "").startswith("reloading ")]
         return (job, own) if job and own else None
 
+    # With Type=notify-reload systemd sent the SIGHUP and ended the job only
+    # at bwprovd's READY=1 (after RELOADING=1 with MONOTONIC_USEC=): a done
+    # job means the handshake worked.
     job, own = wait_for("the reload in the journal", reload_logged, 20)
     log("journal: %r (JOB_TYPE=reload JOB_RESULT=done), bwprovd: %r"
         % (job[-1].get("MESSAGE"), own[-1].get("MESSAGE")))
@@ -733,6 +624,8 @@ def main():
     ap.add_argument("--source", default=os.path.normpath(os.path.join(HERE, "..", "..")))
     ap.add_argument("--deb-dir", default=None,
                     help="where packaging_deb put the .deb (default: build one)")
+    ap.add_argument("--suite", default=debroot.host_codename(), choices=sorted(debroot.RELEASES),
+                    help="the Debian release to boot (default: the running one)")
     a = ap.parse_args()
 
     if os.geteuid() != 0:
@@ -746,17 +639,14 @@ def main():
         if not os.environ.get(var):
             bwtest.skip("%s is not set (run through ctest)" % var)
 
-    cache_dir = os.environ.get("BWPROVD_TEST_CACHE", "/var/cache/bwprovd-test")
     c = None
     failed = True
     deb_tmp = None if a.deb_dir else tempfile.mkdtemp(prefix="bwprovd-deb-out.")
     try:
-        deb = find_deb(a.source, a.deb_dir or deb_tmp)
-        log("package: %s" % deb)
-        packages = sorted(set(BASE_PACKAGES) | set(deb_depends(deb)))
-        mirror = host_mirror()
+        deb = find_deb(a.source, a.deb_dir or deb_tmp, a.suite)
+        log("package: %s (Debian %s, %s)" % (deb, debroot.RELEASES[a.suite], a.suite))
         t = time.monotonic()
-        base, created = cache_root(cache_dir, packages, mirror)
+        base, created = debroot.cached_root(a.suite, deb_depends(deb))
         log("%s root %s (%.0fs)" % ("created" if created else "cached", base, time.monotonic() - t))
         workdir = tempfile.mkdtemp(prefix="bwprovd-nspawn.", dir="/var/tmp")
         c = Container(base, workdir)

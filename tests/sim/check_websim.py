@@ -50,7 +50,8 @@ class Sim:
     def call_h(self, method, path, body=None, conn=None, headers=None):
         """Like call(), with all the response headers as a dict."""
         c = conn or self.conn()
-        data = None if body is None else (body if isinstance(body, str) else json.dumps(body))
+        data = None if body is None else (
+            body if isinstance(body, (str, bytes)) else json.dumps(body))
         c.request(method, path, body=data, headers=headers if headers is not None else AUTH)
         r = c.getresponse()
         raw = r.read()
@@ -157,6 +158,16 @@ def check_bodies(sim):
         d[key] = ""
         st, _, _ = sim.call("POST", "/v1/broadworks/workspaces", d)
         check(st == 400, "POST %s \"\": 400" % key)
+    # Raw UTF-8 (json.dumps escapes it by default): json-c 0.18's strict
+    # mode refused every non-ASCII byte (common/jstrict.h).
+    name = "J\u00fcrgen \u20ac \U0001F600"
+    st, body, _ = sim.call("POST", "/v1/broadworks/workspaces",
+                           json.dumps(ws("u5@sp.com", displayName=name),
+                                      ensure_ascii=False).encode())
+    check(st == 200 and stored(sim, body["id"])["displayName"] == name,
+          "POST with raw UTF-8 text: 200, kept")
+    st, _, _ = sim.call("PUT", item(wid), b'{"extension":"\xc3"}')
+    check(st == 400, "PUT with invalid UTF-8: 400")
     st, _, _ = sim.call("PUT", item("nope"), {})
     check(st == 404, "PUT {} for an unknown id: 404")
 

@@ -14,6 +14,8 @@
 
 #include <json-c/json.h>
 
+#include "jstrict.h"
+
 /* ------------------------------------------------------------------------ */
 /* clk_                                                                      */
 
@@ -253,22 +255,16 @@ bool pct_decode(const char *in, size_t n, bool plus_is_space, char *out, size_t 
 
 struct json_object *sim_json_parse_object(const char *s, size_t len, const char **why)
 {
-    struct json_tokener *tok;
     struct json_object *obj;
+    enum json_tokener_error err;
     size_t end;
 
     *why = "invalid JSON";
     if (len > INT32_MAX || memchr(s, '\0', len) != NULL)
         return NULL;
-    tok = json_tokener_new_ex(32);
-    if (tok == NULL) {
-        *why = "out of memory";
-        return NULL;
-    }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    obj = json_tokener_parse_ex(tok, s, (int)len);
-    if (obj != NULL && json_tokener_get_error(tok) == json_tokener_success) {
-        end = json_tokener_get_parse_end(tok);
+    /* common/jstrict: json-c 0.18's strict mode refuses any non-ASCII text. */
+    obj = jstrict_parse(s, len, 32, &err, &end);
+    if (obj != NULL && err == json_tokener_success) {
         while (end < len && (s[end] == ' ' || s[end] == '\t' || s[end] == '\r' || s[end] == '\n'))
             end++;
         if (end != len) {
@@ -279,7 +275,6 @@ struct json_object *sim_json_parse_object(const char *s, size_t len, const char 
         json_object_put(obj);
         obj = NULL;
     }
-    json_tokener_free(tok);
     if (obj != NULL && !json_object_is_type(obj, json_type_object)) {
         *why = "the body must be a JSON object";
         json_object_put(obj);

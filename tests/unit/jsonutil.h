@@ -5,20 +5,21 @@
 
 #include <json-c/json.h>
 
-/* Parses a whole document strictly; NULL if it is not exactly one JSON value. */
+#include "jstrict.h"
+
+/* Parses a whole document strictly; NULL if it is not exactly one JSON value.
+ * (jstrict: json-c 0.18's strict mode refuses any non-ASCII text.) */
 static inline json_object *ju_parse(const char *s, size_t len)
 {
-    json_tokener *tok = json_tokener_new();
-    if (!tok || !s)
+    enum json_tokener_error err;
+    size_t end;
+    if (!s)
         return NULL;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    json_object *o = json_tokener_parse_ex(tok, s, (int)len);
-    if (json_tokener_get_error(tok) != json_tokener_success ||
-        json_tokener_get_parse_end(tok) != len) {
+    json_object *o = jstrict_parse(s, len, JSON_TOKENER_DEFAULT_DEPTH, &err, &end);
+    if (err != json_tokener_success || end != len) {
         json_object_put(o);
         o = NULL;
     }
-    json_tokener_free(tok);
     return o;
 }
 

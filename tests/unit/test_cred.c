@@ -8,6 +8,7 @@
 #include "log.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,31 @@ static void test_path(void)
     unsetenv("CREDENTIALS_DIRECTORY");
 }
 
+/* What cred_read() logged at warning level (standard error, outside
+ * journald), in logged. */
+static char logged[4096];
+
+static char *read_logged(const char *value, char *err, size_t errlen)
+{
+    const char *path = in_tmp("stderr");
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    log_set_level(LOG_LVL_WARNING);
+    char *s = cred_read(value, err, errlen);
+    log_set_level(LOG_LVL_ERR);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    char *text = slurp(path);
+    snprintf(logged, sizeof(logged), "%s", text ? text : "");
+    free(text);
+    unlink(path);
+    return s;
+}
+
 static void test_read(void)
 {
     char err[512];
@@ -196,10 +222,23 @@ static void test_read(void)
 
     /* A group-readable file is still read (with a warning in the log). */
     write_bytes(p, "shared", 6, 0644);
-    s = cred_read(p, err, sizeof(err));
+    s = read_logged(p, err, sizeof(err));
     CHECK_EQ_STR(s, "shared");
+    CHECK_CONTAINS(logged, "accessible by group or others (mode 0644)");
     secmem_free(s);
     unlink(p);
+
+    /* A systemd credential: systemd sets its mode (0440 in systemd 257),
+     * no warning. */
+    write_bytes(in_tmp("shared-cred"), "from-systemd", 12, 0440);
+    setenv("CREDENTIALS_DIRECTORY", tmpdir, 1);
+    s = read_logged("cred:shared-cred", err, sizeof(err));
+    unsetenv("CREDENTIALS_DIRECTORY");
+    CHECK_EQ_STR(s, "from-systemd");
+    CHECK_WHY(!strstr(logged, "accessible by group"),
+              "a systemd credential (mode 0440 in systemd 257) warned at every start");
+    secmem_free(s);
+    unlink(in_tmp("shared-cred"));
 
     /* Through cred:NAME. */
     write_text(in_tmp("webex-token"), "from-credentials-dir\n");
