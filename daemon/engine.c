@@ -172,6 +172,20 @@ void eng_wait_until(struct engine *e, struct job *j, int64_t due_us)
     wait_until(e, j, due_us);
 }
 
+#define LOOKUP_RECHECK_US 200000 /* state.lookup_wait_ms: how often the table is asked */
+
+bool eng_lookup_wait(struct engine *e, struct job *j)
+{
+    int64_t now = app_now_us(), window = atomic_load(&e->a->lookup_wait_ms) * 1000;
+    if (!j->lookup_since_us)
+        j->lookup_since_us = now;
+    int64_t end = j->lookup_since_us + window;
+    if (now >= end)
+        return false;
+    wait_until(e, j, now + LOOKUP_RECHECK_US < end ? now + LOOKUP_RECHECK_US : end);
+    return true;
+}
+
 bool eng_id_allowed(struct engine *e, struct job *j, enum st_status st, const char *known,
                     const char *id, const char *noun)
 {

@@ -44,6 +44,12 @@ void eng_finish_simple(struct engine *e, struct job *j, int outcome, int kind, c
 /* The job comes back (prepare, then a request) at due_us, holding no slot;
  * dropped instead when it may no longer start. */
 void eng_wait_until(struct engine *e, struct job *j, int64_t due_us);
+/* The job waits (no request, no slot) for the state table to learn what it
+ * does not know yet: another instance's rename, a restarted instance's
+ * journal. It comes back (prepare) every 200 ms while the window of
+ * state.lookup_wait_ms, counted from the first call for the job, is open;
+ * returns false (nothing done) once it has closed. */
+bool eng_lookup_wait(struct engine *e, struct job *j);
 /* An event that names its resource's id (id: a workspace's or a
  * subscriber's, noun says which) must name the user's own: the table's
  * entry for the user (st, known), or, with none, an id no other user

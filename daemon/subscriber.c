@@ -53,24 +53,19 @@ static void go(struct engine *e, struct job *j, enum sm_step step, int64_t due_u
     eng_wait_until(e, j, due_us);
 }
 
-#define TABLE_RECHECK_US 200000 /* state.lookup_wait_ms: how often the table is asked */
-
 /* A lookup found no subscriber for an update or remove: the id may be on
  * its way to the state table (a rename to this userId still running here
  * or on another instance, a restarted instance's journal). Within
- * state.lookup_wait_ms the job waits (no request, no slot) and the table is
- * asked again; true while that window is open. */
+ * state.lookup_wait_ms the job waits and begin() asks the table again;
+ * true while that window is open. */
 static bool wait_for_table(struct engine *e, struct job *j)
 {
-    int64_t now = app_now_us(), window = atomic_load(&eng_app(e)->lookup_wait_ms) * 1000;
-    if (!j->lookup_since_us)
-        j->lookup_since_us = now;
-    int64_t end = j->lookup_since_us + window;
-    if (now >= end)
-        return false;
-    j->sub_begun = false; /* begin() asks the table again */
-    eng_wait_until(e, j, now + TABLE_RECHECK_US < end ? now + TABLE_RECHECK_US : end);
-    return true;
+    bool begun = j->sub_begun;
+    j->sub_begun = false; /* before: a job that may no longer wait is freed */
+    if (eng_lookup_wait(e, j))
+        return true;
+    j->sub_begun = begun;
+    return false;
 }
 
 /* The first decision: a replay, or which id (event, table, or a lookup). */

@@ -14,27 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LOOKUP_RECHECK_US 200000 /* state.lookup_wait_ms: how often the table is asked */
-
-/* Waits (no request, no slot) for the state table to learn what it does
- * not know yet: another instance's rename, a restarted instance's
- * journal. Returns true while the state.lookup_wait_ms window is open. */
-static bool lookup_wait(struct engine *e, struct job *j)
-{
-    int64_t now = app_now_us(), window = atomic_load(&eng_app(e)->lookup_wait_ms) * 1000;
-    if (!j->lookup_since_us)
-        j->lookup_since_us = now;
-    int64_t end = j->lookup_since_us + window;
-    if (now >= end)
-        return false;
-    eng_wait_until(e, j, now + LOOKUP_RECHECK_US < end ? now + LOOKUP_RECHECK_US : end);
-    return true;
-}
-
 /* An update or remove for a user the table has no workspace for. */
 static void no_workspace(struct engine *e, struct job *j)
 {
-    if (lookup_wait(e, j))
+    if (eng_lookup_wait(e, j))
         return;
     if (j->ev.type == EV_REMOVE)
         eng_finish_simple(e, j, RES_SUCCEEDED, KIND_NONE, "not_provisioned", NULL, NULL);
@@ -54,7 +37,7 @@ static void conflict_recheck(struct engine *e, struct job *j)
                             .note = "already_provisioned",
                             .workspace_id = ws};
         eng_finish(e, j, &o);
-    } else if (!lookup_wait(e, j)) {
+    } else if (!eng_lookup_wait(e, j)) {
         struct outcome o = {.outcome = RES_FAILED,
                             .http_status = 409,
                             .error_kind = KIND_CONFLICT,
