@@ -353,7 +353,9 @@ class RealKafka:
             self._make_tls()
         cid = cluster_id()
         for n in self.ports:
-            self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c",
+            # "--cluster-id=": an id that starts with '-' (one in 64) would
+            # otherwise be taken for an option
+            self._java("kafka.tools.StorageTool", "format", "--cluster-id=" + cid, "-c",
                        self._properties(n))
         for n in self.ports:
             self.start_node(n, wait=False)

@@ -33,8 +33,11 @@ import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _HERE)
+sys.path.insert(0, os.path.join(_HERE, "..", "..", "packaging"))
 from common import SKIP, Checker, run  # noqa: E402
+from debroot import host_codename as host_release  # noqa: E402
 
 TOOLS = {  # program: Debian package
     "dpkg-buildpackage": "dpkg-dev",
@@ -53,15 +56,6 @@ RUNTIME_DEPS = {
 }
 NOT_DEPS = {"bookworm": ("libcurl4t64",), "trixie": ("libcurl4",)}
 UNIT_TYPE = {"bookworm": "notify", "trixie": "notify-reload"}
-
-
-def host_release():
-    try:
-        with open("/etc/os-release") as f:
-            m = re.search(r"^VERSION_CODENAME=\"?([a-z]+)", f.read(), re.M)
-        return m.group(1) if m else ""
-    except OSError:
-        return ""
 
 
 def skip(msg):

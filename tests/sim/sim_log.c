@@ -126,22 +126,17 @@ uint64_t reqlog_add(const struct reqrec_in *in)
 {
     struct reqrec rec;
     uint64_t seq = 0;
+    void *recs;
+    bool room;
 
     stats_count(in->status);
     if (!reqlog_fill(&rec, in))
         return 0;
     pthread_mutex_lock(&rlog.mu);
-    if (rlog.len == rlog.cap) {
-        size_t ncap = rlog.cap ? rlog.cap * 2 : 4096;
-        struct reqrec *n = NULL;
-        if (ncap <= SIZE_MAX / sizeof *n)
-            n = realloc(rlog.recs, ncap * sizeof *n);
-        if (n != NULL) {
-            rlog.recs = n;
-            rlog.cap = ncap;
-        }
-    }
-    if (rlog.len < rlog.cap) {
+    recs = rlog.recs;
+    room = arr_reserve(&recs, &rlog.cap, rlog.len, sizeof *rlog.recs, 4096);
+    rlog.recs = recs;
+    if (room) {
         rec.seq = seq = rlog.next_seq++;
         rlog.recs[rlog.len++] = rec;
     }

@@ -266,18 +266,11 @@ static void subs_heap_down(size_t i)
 /* Make room for one more entry, so that a push cannot fail. */
 static bool subs_heap_reserve(void)
 {
-    size_t ncap;
-    struct sub_rec **n;
+    void *heap = subs.heap;
+    bool ok = arr_reserve(&heap, &subs.heap_cap, subs.heap_len, sizeof *subs.heap, 64);
 
-    if (subs.heap_len < subs.heap_cap)
-        return true;
-    ncap = subs.heap_cap ? subs.heap_cap * 2 : 64;
-    n = realloc(subs.heap, ncap * sizeof *n);
-    if (n == NULL)
-        return false;
-    subs.heap = n;
-    subs.heap_cap = ncap;
-    return true;
+    subs.heap = heap;
+    return ok;
 }
 
 static void subs_heap_push(struct sub_rec *r)
@@ -310,18 +303,11 @@ static void subs_heap_remove(struct sub_rec *r)
 
 static bool subs_ord_reserve(void)
 {
-    size_t ncap;
-    struct sub_slot *n;
+    void *ord = subs.ord;
+    bool ok = arr_reserve(&ord, &subs.ord_cap, subs.ord_len, sizeof *subs.ord, 1024);
 
-    if (subs.ord_len < subs.ord_cap)
-        return true;
-    ncap = subs.ord_cap ? subs.ord_cap * 2 : 1024;
-    n = realloc(subs.ord, ncap * sizeof *n);
-    if (n == NULL)
-        return false;
-    subs.ord = n;
-    subs.ord_cap = ncap;
-    return true;
+    subs.ord = ord;
+    return ok;
 }
 
 /* Index of the first slot with seq > after (slots are sorted by seq). */

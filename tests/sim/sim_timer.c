@@ -152,17 +152,10 @@ bool timer_add(uint64_t due_us, struct MHD_Connection *conn)
 
     pthread_mutex_lock(&tmr.mu);
     if (!tmr.stopping) {
-        if (tmr.len == tmr.cap) {
-            size_t ncap = tmr.cap ? tmr.cap * 2 : 1024;
-            struct tmr_entry *h = NULL;
-            if (ncap <= SIZE_MAX / sizeof *h)
-                h = realloc(tmr.heap, ncap * sizeof *h);
-            if (h != NULL) {
-                tmr.heap = h;
-                tmr.cap = ncap;
-            }
-        }
-        if (tmr.len < tmr.cap) {
+        void *heap = tmr.heap;
+        bool room = arr_reserve(&heap, &tmr.cap, tmr.len, sizeof *tmr.heap, 1024);
+        tmr.heap = heap;
+        if (room) {
             tmr.heap[tmr.len].due_us = due_us;
             tmr.heap[tmr.len].order = tmr.order++;
             tmr.heap[tmr.len].conn = conn;

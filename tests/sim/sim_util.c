@@ -300,6 +300,23 @@ void sbuf_free(struct sbuf *sb)
     sbuf_init(sb);
 }
 
+bool arr_reserve(void **arr, size_t *cap, size_t len, size_t elem, size_t first)
+{
+    size_t ncap = *cap ? *cap * 2 : first;
+    void *n;
+
+    if (len < *cap)
+        return true;
+    if (ncap > SIZE_MAX / elem)
+        return false;
+    n = realloc(*arr, ncap * elem);
+    if (n == NULL)
+        return false;
+    *arr = n;
+    *cap = ncap;
+    return true;
+}
+
 /* Make room for `more` bytes plus the terminating NUL. */
 static bool sbuf_reserve(struct sbuf *sb, size_t more)
 {

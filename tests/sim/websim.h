@@ -124,6 +124,11 @@ void sbuf_json_str(struct sbuf *sb, const char *s);
  * failure. The sbuf is left empty. */
 char *sbuf_take(struct sbuf *sb, size_t *len);
 
+/* Make room in a growable array *arr (*cap elements of elem bytes, len in
+ * use) for one more element: doubles the capacity, `first` when empty.
+ * False (the array unchanged) when the memory is not there.            */
+bool arr_reserve(void **arr, size_t *cap, size_t len, size_t elem, size_t first);
+
 /* ------------------------------------------------------------------------ */
 /* smap_: string -> pointer hash map (linear probing, backward-shift delete).
  * Keys are borrowed: the caller keeps each key alive (usually the value owns
