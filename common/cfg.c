@@ -522,14 +522,28 @@ static const char *where_of(const struct cfg *c, const char *key)
     return c->path ? c->path : "configuration";
 }
 
+/* An interval that must not be above a limit: "where: key: v is above
+ * limit_key limit". */
+static int not_above(const struct cfg *c, const char *key, long v, const char *limit_key,
+                     long limit, char *err, size_t errlen)
+{
+    if (v <= limit)
+        return 0;
+    snprintf(err, errlen, "%s: %s: %ld is above %s %ld", where_of(c, key), key, v, limit_key,
+             limit);
+    return -1;
+}
+
 static int validate(const struct cfg *c, char *err, size_t errlen)
 {
-    if (c->retry_backoff_initial_ms > c->retry_backoff_max_ms) {
-        snprintf(err, errlen, "%s: retry.backoff_initial_ms: %ld is above retry.backoff_max_ms %ld",
-                 where_of(c, "retry.backoff_initial_ms"), c->retry_backoff_initial_ms,
-                 c->retry_backoff_max_ms);
+    if (not_above(c, "retry.backoff_initial_ms", c->retry_backoff_initial_ms,
+                  "retry.backoff_max_ms", c->retry_backoff_max_ms, err, errlen) ||
+        not_above(c, "subscriber.poll_interval_ms", c->subscriber_poll_interval_ms,
+                  "subscriber.poll_max_interval_ms", c->subscriber_poll_max_interval_ms, err,
+                  errlen) ||
+        not_above(c, "subscriber.poll_interval_ms", c->subscriber_poll_interval_ms,
+                  "subscriber.poll_limit_ms", c->subscriber_poll_limit_ms, err, errlen))
         return -1;
-    }
     static const char *const trio[] = {"webex.client_id", "webex.client_secret_file",
                                        "webex.refresh_token_file"};
     const char *set[3] = {c->webex_client_id, c->webex_client_secret_file,
@@ -569,6 +583,16 @@ int cfg_load(struct cfg *c, const char *path, char *const *overrides, size_t n_o
         if (apply_override(c, overrides[i], err, errlen) != 0)
             return -1;
     return validate(c, err, errlen);
+}
+
+const char *cfg_kafka_value(const struct cfg *c, enum cfg_kafka_scope scope, const char *name)
+{
+    const char *v = NULL;
+    for (size_t i = 0; i < c->n_kafka; i++)
+        if ((c->kafka[i].scope == scope || c->kafka[i].scope == CFG_KAFKA_BOTH) &&
+            strcmp(c->kafka[i].name, name) == 0)
+            v = c->kafka[i].value;
+    return v;
 }
 
 bool cfg_kafka_secret(const char *name)

@@ -101,6 +101,12 @@ int cfg_restart_needed(const struct cfg *old_cfg, const struct cfg *new_cfg);
 int cfg_parse_listen(const char *value, struct sockaddr_storage *ss, socklen_t *len, char *why,
                      size_t whylen);
 
+/* The value of the librdkafka property name as a client of scope
+ * (CFG_KAFKA_CONSUMER or CFG_KAFKA_PRODUCER) gets it: the last one set
+ * for that scope or for both, as the clients apply them in order; NULL
+ * when unset. kafka.group.id always has one (cfg_init's default). */
+const char *cfg_kafka_value(const struct cfg *c, enum cfg_kafka_scope scope, const char *name);
+
 /* Whether a kafka property holds a secret (password, secret, key material). */
 bool cfg_kafka_secret(const char *name);
 

@@ -36,11 +36,16 @@ static bool transient(long status)
     return status == 0 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
+bool cls_success(long status)
+{
+    return status == 200 || status == 201 || status == 202 || status == 204;
+}
+
 struct cls_verdict cls_classify(const struct cls_input *in)
 {
     long s = in->status;
 
-    if (s == 200 || s == 201 || s == 202 || s == 204)
+    if (cls_success(s))
         return verdict(CLS_SUCCEEDED, KIND_NONE, NULL);
     if (s == 401)
         return in->auth_retried ? verdict(CLS_FAILED, KIND_AUTH, NULL)

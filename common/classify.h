@@ -46,6 +46,10 @@ struct cls_verdict {
 
 struct cls_verdict cls_classify(const struct cls_input *in);
 
+/* The statuses Webex answers a request that did what it asked: 200, 201,
+ * 202, 204 (every mapping's success, the one list). */
+bool cls_success(long status);
+
 /* "permanent", "exhausted", ...; NULL for KIND_NONE. */
 const char *cls_kind_name(enum cls_kind k);
 

@@ -13,11 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Headers bwprovd writes on a DLQ record, and on a replayed event (which
- * the daemon copies to the DLQ record when the event fails again, so the
- * count survives a second failure). */
+/* Headers bwprovd writes on its state and DLQ records (the source event's
+ * coordinates, the writing instance), and on a replayed event (which the
+ * daemon copies to the DLQ record when the event fails again, so the count
+ * survives a second failure). */
 #define DQ_HDR_ERROR "bwprovd-error"
 #define DQ_HDR_SOURCE "bwprovd-source"
+#define DQ_HDR_WRITER "bwprovd-writer"
 #define DQ_HDR_REPLAY_PREFIX "bwprovd-replay-"
 #define DQ_HDR_REPLAY_OF "bwprovd-replay-of"         /* dlq topic/partition/offset */
 #define DQ_HDR_REPLAY_COUNT "bwprovd-replay-count"   /* 1, 2, ... */

@@ -332,7 +332,8 @@ static int parse_object(struct ctx *c, json_object *root, struct ev_event *ev)
     const char *id_name = sub ? "subscriberId" : "workspaceId";
     char **id = sub ? &ev->subscriber_id : &ev->workspace_id;
     if (ev->type != EV_PROVISION &&
-        get_str(c, root, id_name, id_name, EV_MAX_WORKSPACE_ID, false, id))
+        get_str(c, root, id_name, id_name, sub ? EV_MAX_SUBSCRIBER_ID : EV_MAX_WORKSPACE_ID, false,
+                id))
         return -1;
     /* It becomes a path segment: it must name one resource and nothing
      * else (no "..", no "/"). */

@@ -4,6 +4,7 @@
 #include "event.h"
 #include "hmap.h"
 #include "jsonw.h"
+#include "jstrict.h"
 #include "result.h"
 #include "wsid.h"
 
@@ -89,6 +90,15 @@ static bool json_field(json_object *o, const char *name, struct field *f, char *
     return true;
 }
 
+/* Whether o is a live subscriber's state record (a line of an export). */
+static bool json_is_subscriber(json_object *o)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, "kind", &v) && json_object_is_type(v, json_type_string) &&
+           strcmp(json_object_get_string(v), "subscriber") == 0 &&
+           !(json_object_object_get_ex(o, "removed", &v) && json_object_get_boolean(v));
+}
+
 /* A line of an export is an import line: state records are accepted, but
  * not a removed marker or another kind's record. */
 static bool json_kind_ok(json_object *o, char *why, size_t cap)
@@ -109,22 +119,17 @@ static bool json_kind_ok(json_object *o, char *why, size_t cap)
 
 static json_object *json_line(const char *line, size_t len, char *why, size_t cap)
 {
-    json_tokener *tok = json_tokener_new_ex(16);
-    if (!tok) {
-        snprintf(why, cap, "out of memory");
-        return NULL;
-    }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    json_object *o = json_tokener_parse_ex(tok, line, (int)len);
-    size_t end = json_tokener_get_parse_end(tok);
+    enum json_tokener_error err;
+    size_t end = 0;
+    json_object *o = jstrict_parse(line, len, 16, &err, &end);
     while (end < len && (line[end] == ' ' || line[end] == '\t'))
         end++;
-    bool ok = o && json_tokener_get_error(tok) == json_tokener_success && end == len &&
-              json_object_is_type(o, json_type_object);
-    json_tokener_free(tok);
-    if (!ok) {
+    if (!o || err != json_tokener_success || end != len ||
+        !json_object_is_type(o, json_type_object)) {
         json_object_put(o);
-        snprintf(why, cap, "not one JSON object");
+        snprintf(why, cap,
+                 err == json_tokener_error_size ? "out of memory or too long"
+                                                : "not one JSON object");
         return NULL;
     }
     return o;
@@ -137,6 +142,10 @@ static enum imp_parsed parse_json(struct imp_parser *p, const char *line, size_t
     json_object *o = json_line(line, len, why, cap);
     if (!o)
         return IMP_BAD;
+    if (json_is_subscriber(o)) {
+        json_object_put(o);
+        return IMP_SUBSCRIBER;
+    }
     bool ok = json_kind_ok(o, why, cap);
     for (int c = 0; ok && c < IMP_NCOLS; c++)
         ok = json_field(o, imp_col_names[c], &f[c], why, cap);
@@ -269,6 +278,9 @@ static enum imp_parsed parse_csv(struct imp_parser *p, const char *line, size_t 
     if (n > 0 && first && col_by_name(f[0].p, f[0].len) == IMP_USER) {
         p->fmt = IMP_FMT_CSV;
         rc = csv_header(p, f, n, why, cap) ? IMP_SKIP : IMP_BAD;
+        p->header_bad = rc == IMP_BAD;
+    } else if (n > 0 && p->header_bad) {
+        snprintf(why, cap, "the header line was refused");
     } else if (n > 0) {
         p->fmt = IMP_FMT_CSV;
         rc = csv_row(p, f, n, row, why, cap);

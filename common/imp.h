@@ -65,17 +65,20 @@ struct imp_parser {
     bool header;             /* a CSV header line was read */
     int map[IMP_MAX_FIELDS]; /* CSV column -> enum imp_col, -1: ignored */
     int nmap;
-    unsigned line; /* lines read so far */
+    bool header_bad; /* the CSV header was refused: so is every row */
+    unsigned line;   /* lines read so far */
 };
 
 void imp_init(struct imp_parser *p);
 
-enum imp_parsed { IMP_ROW, IMP_SKIP, IMP_BAD };
+enum imp_parsed { IMP_ROW, IMP_SKIP, IMP_SUBSCRIBER, IMP_BAD };
 
 /* Parses the next line (len bytes, without its newline; a trailing CR and,
  * on the first line, a UTF-8 byte order mark are dropped). IMP_ROW: *row is
  * a new row (the caller frees it); IMP_SKIP: a blank line, a '#' comment or
- * the CSV header; IMP_BAD: the reason is in why (the line is refused). The
+ * the CSV header; IMP_SUBSCRIBER: a subscriber's state record (a line of an
+ * export: not imported, bwprovd finds a subscriber's id again by lookup);
+ * IMP_BAD: the reason is in why (the line is refused). The
  * first line with data decides the format: '{' JSON Lines, else CSV (with
  * a header when its first field is "userId"). */
 enum imp_parsed imp_parse_line(struct imp_parser *p, const char *line, size_t len,
@@ -89,8 +92,9 @@ bool imp_check(const struct imp_row *r, char *why, size_t cap);
 /* Marks rows that contradict each other: a userId on several lines with
  * different workspace ids, or one workspace id for several users (every
  * such row: conflict, why names another line); a line with the userId and
- * workspace id of an earlier one: dup_of that one (and conflict with it). rows are checked ones, in
- * file order. Returns 0, or -1 when out of memory (nothing marked). */
+ * workspace id of an earlier one: dup_of that one (a conflict only when
+ * that one is). rows are checked ones, in file order. Returns 0, or -1
+ * when out of memory (nothing marked). */
 int imp_mark_conflicts(struct imp_row **rows, size_t n);
 
 /* What the map holds that matters for a row. */

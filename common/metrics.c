@@ -263,35 +263,41 @@ static void family(struct buf *b, const char *name, const char *type, const char
     puts_(b, "\n");
 }
 
-static const char *u64(char *out, uint64_t v)
+/* Room for any number these render, as a type so that no caller can hand
+ * a shorter buffer (a fortified snprintf aborts when told a larger size). */
+struct numtext {
+    char s[32];
+};
+
+static const char *u64(struct numtext *out, uint64_t v)
 {
-    snprintf(out, 24, "%llu", (unsigned long long)v);
-    return out;
+    snprintf(out->s, sizeof(out->s), "%llu", (unsigned long long)v);
+    return out->s;
 }
 
 /* A float the way the format spells it: +Inf, -Inf, NaN, or decimal. */
-static const char *num(char *out, double v)
+static const char *num(struct numtext *out, double v)
 {
     if (isnan(v))
         return "NaN";
     if (isinf(v))
         return v > 0 ? "+Inf" : "-Inf";
-    snprintf(out, 32, "%.17g", v);
-    return out;
+    snprintf(out->s, sizeof(out->s), "%.17g", v);
+    return out->s;
 }
 
-static const char *secs(char *out, uint64_t us)
+static const char *secs(struct numtext *out, uint64_t us)
 {
-    snprintf(out, 32, "%llu.%06llu", (unsigned long long)(us / 1000000),
+    snprintf(out->s, sizeof(out->s), "%llu.%06llu", (unsigned long long)(us / 1000000),
              (unsigned long long)(us % 1000000));
-    return out;
+    return out->s;
 }
 
 static void gauge(struct buf *b, const char *name, const char *help, double v)
 {
-    char n[32];
+    struct numtext n;
     family(b, name, "gauge", help);
-    sample(b, name, NULL, 0, num(n, v));
+    sample(b, name, NULL, 0, num(&n, v));
 }
 
 static const char *type_label(int type)
@@ -301,7 +307,7 @@ static const char *type_label(int type)
 
 static void render_events(struct buf *b, const struct mx_totals *t)
 {
-    char n[24];
+    struct numtext n;
     family(b, "bwprovd_events_total", "counter",
            "Events finished (result acknowledged by Kafka or on its way), by type and outcome.");
     for (int ty = 0; ty < MX_TYPES; ty++) {
@@ -310,20 +316,21 @@ static void render_events(struct buf *b, const struct mx_totals *t)
                 continue; /* only rejections have no type, and only sometimes */
             struct label l[] = {{"type", type_label(ty)},
                                 {"outcome", res_outcome_name((enum res_outcome)o)}};
-            sample(b, "bwprovd_events_total", l, 2, u64(n, t->events[ty][o]));
+            sample(b, "bwprovd_events_total", l, 2, u64(&n, t->events[ty][o]));
         }
     }
     family(b, "bwprovd_event_errors_total", "counter",
            "Failed and rejected events, by error kind (the result's error.kind).");
     for (int k = KIND_NONE + 1; k < MX_KINDS; k++) {
         struct label l[] = {{"kind", cls_kind_name((enum cls_kind)k)}};
-        sample(b, "bwprovd_event_errors_total", l, 1, u64(n, t->errors[k]));
+        sample(b, "bwprovd_event_errors_total", l, 1, u64(&n, t->errors[k]));
     }
 }
 
 static void render_requests(struct buf *b, const struct mx_totals *t)
 {
-    char n[24], code[8];
+    struct numtext n;
+    char code[8];
     family(b, "bwprovd_webex_requests_total", "counter",
            "Webex API requests answered or failed, by method and HTTP status (code \"none\": no "
            "HTTP answer: a timeout or a reset connection).");
@@ -333,7 +340,7 @@ static void render_requests(struct buf *b, const struct mx_totals *t)
                 continue;
             snprintf(code, sizeof(code), "%d", c);
             struct label l[] = {{"method", method_text[m]}, {"code", c ? code : "none"}};
-            sample(b, "bwprovd_webex_requests_total", l, 2, u64(n, t->requests[m][c]));
+            sample(b, "bwprovd_webex_requests_total", l, 2, u64(&n, t->requests[m][c]));
         }
     }
 }
@@ -349,7 +356,7 @@ static bool method_used(const struct mx_totals *t, int m)
 static void render_histogram(struct buf *b, const struct mx_totals *t)
 {
     static const char name[] = "bwprovd_webex_request_duration_seconds";
-    char n[32];
+    struct numtext n;
     family(b, name, "histogram",
            "Duration of Webex API requests, from the start of the request to its answer (or "
            "failure), by method.");
@@ -360,31 +367,31 @@ static void render_histogram(struct buf *b, const struct mx_totals *t)
         for (int i = 0; i < MX_BUCKETS; i++) {
             cum += t->buckets[m][i];
             struct label l[] = {{"method", method_text[m]}, {"le", bound_text[i]}};
-            sample(b, "bwprovd_webex_request_duration_seconds_bucket", l, 2, u64(n, cum));
+            sample(b, "bwprovd_webex_request_duration_seconds_bucket", l, 2, u64(&n, cum));
         }
         struct label l[] = {{"method", method_text[m]}};
-        sample(b, "bwprovd_webex_request_duration_seconds_sum", l, 1, secs(n, t->duration_us[m]));
-        sample(b, "bwprovd_webex_request_duration_seconds_count", l, 1, u64(n, cum));
+        sample(b, "bwprovd_webex_request_duration_seconds_sum", l, 1, secs(&n, t->duration_us[m]));
+        sample(b, "bwprovd_webex_request_duration_seconds_count", l, 1, u64(&n, cum));
     }
 }
 
 static void render_waits(struct buf *b, const struct mx_totals *t)
 {
     static const char *const codes[2] = {"429", "423"};
-    char n[32];
+    struct numtext n;
     family(b, "bwprovd_webex_retry_after_waits_total", "counter",
            "Waits an event made because Webex answered 429 (every request waits) or 423 (the "
            "user's requests wait), by that status.");
     for (int i = 0; i < 2; i++) {
         struct label l[] = {{"code", codes[i]}};
-        sample(b, "bwprovd_webex_retry_after_waits_total", l, 1, u64(n, t->waits[i]));
+        sample(b, "bwprovd_webex_retry_after_waits_total", l, 1, u64(&n, t->waits[i]));
     }
     family(b, "bwprovd_webex_retry_after_wait_seconds_total", "counter",
            "Time those waits lasted (Retry-After, or the backoff schedule without it).");
     for (int i = 0; i < 2; i++) {
         struct label l[] = {{"code", codes[i]}};
         sample(b, "bwprovd_webex_retry_after_wait_seconds_total", l, 1,
-               secs(n, t->waited_ms[i] * 1000));
+               secs(&n, t->waited_ms[i] * 1000));
     }
 }
 
@@ -407,7 +414,8 @@ static void render_pipeline(struct buf *b, const struct mx_snap *s)
 
 static void render_kafka(struct buf *b, const struct mx_snap *s)
 {
-    char n[24], p[16];
+    struct numtext n;
+    char p[16];
     gauge(b, "bwprovd_kafka_up",
           "1 when Kafka answers (after start-up), 0 while every broker is unreachable.",
           s->kafka_up);
@@ -420,7 +428,7 @@ static void render_kafka(struct buf *b, const struct mx_snap *s)
     for (size_t i = 0; i < s->n_parts; i++) {
         snprintf(p, sizeof(p), "%d", (int)s->parts[i].partition);
         struct label l[] = {{"topic", s->topic ? s->topic : ""}, {"partition", p}};
-        sample(b, "bwprovd_kafka_consumer_lag_messages", l, 2, num(n, (double)s->parts[i].lag));
+        sample(b, "bwprovd_kafka_consumer_lag_messages", l, 2, num(&n, (double)s->parts[i].lag));
     }
     gauge(b, "bwprovd_state_table_workspaces",
           "Users with a workspace in the state table (userId to workspace id).",

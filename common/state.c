@@ -50,7 +50,7 @@ struct st_table {
     struct hmap by_ws;
     struct arena_block *blocks; /* newest first */
     size_t used;                /* bytes used in blocks, header included */
-    size_t present;             /* workspaces */
+    size_t present;             /* live entries: workspaces and subscribers */
     size_t subscribers;         /* of which subscribers */
     char *topics[MAX_TOPICS];   /* interned source topic names */
     int n_topics;

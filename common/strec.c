@@ -5,8 +5,12 @@
 #include "result.h"
 #include "wsid.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool sr_key(const void *key, size_t len, char *user)
@@ -18,11 +22,23 @@ bool sr_key(const void *key, size_t len, char *user)
     return true;
 }
 
+/* A whole decimal number s (a sign allowed, nothing else) in [lo, hi]. */
+static bool whole_number(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end != '\0' || isspace((unsigned char)s[0]) || errno == ERANGE || v < lo ||
+        v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
 bool sr_parse_coords(const void *value, size_t len, char *topic, size_t cap, struct st_src *src)
 {
     char buf[512];
-    int32_t partition;
-    int64_t offset;
+    long long partition, offset;
     if (!value || len >= sizeof(buf))
         return false;
     memcpy(buf, value, len);
@@ -32,14 +48,14 @@ bool sr_parse_coords(const void *value, size_t len, char *topic, size_t cap, str
         return false;
     *slash2 = '\0';
     char *slash1 = strrchr(buf, '/');
-    if (!slash1 || sscanf(slash1 + 1, "%" SCNd32, &partition) != 1 ||
-        sscanf(slash2 + 1, "%" SCNd64, &offset) != 1)
+    if (!slash1 || !whole_number(slash1 + 1, INT32_MIN, INT32_MAX, &partition) ||
+        !whole_number(slash2 + 1, INT64_MIN, INT64_MAX, &offset))
         return false;
     *slash1 = '\0';
     snprintf(topic, cap, "%s", buf);
     src->topic = topic;
-    src->partition = partition;
-    src->offset = offset;
+    src->partition = (int32_t)partition;
+    src->offset = (int64_t)offset;
     return true;
 }
 

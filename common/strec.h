@@ -20,6 +20,7 @@ enum sr_result {
     SR_NOT_JSON,   /* the value is not a JSON object: ignored */
     SR_OTHER_KIND, /* a record of a kind this version does not know: not this table's */
     SR_BAD_ID,     /* its workspaceId/subscriberId is missing or cannot be one: ignored */
+    SR_BAD_KEY,    /* its key cannot be a userId (tr_apply_state): ignored */
 };
 
 /* Whether a Kafka key can be a state record's userId (1..EV_MAX_USER_ID

@@ -9,11 +9,6 @@
  * an existing user": the provision's userId is taken. */
 #define ERR_USER_ASSOCIATED 10022
 
-static bool ok2xx(long s)
-{
-    return s == 200 || s == 201 || s == 202 || s == 204;
-}
-
 static bool is(const char *status, const char *name)
 {
     return status && strcmp(status, name) == 0;
@@ -23,11 +18,6 @@ static bool pending_person(const char *status)
 {
     return is(status, "pending_email_input") || is(status, "pending_email_validation") ||
            is(status, "pending_user_migration");
-}
-
-bool sm_final(const char *status)
-{
-    return is(status, "provisioned") || is(status, "error") || pending_person(status);
 }
 
 int64_t sm_poll_delay(int n, const struct sm_poll *p)
@@ -63,8 +53,7 @@ static struct sm_verdict keep_polling(const struct sm_in *in)
         return fail(KIND_TIMEOUT, "provisioning not finished within subscriber.poll_limit_ms");
     /* A new subscriber's id is kept from its first answer on. */
     bool record = in->type == EV_PROVISION && in->step != SM_STEP_POLL;
-    return (struct sm_verdict){
-        .action = SM_POLL, .poll_ms = delay, .record = record, .pending = record};
+    return (struct sm_verdict){.action = SM_POLL, .poll_ms = delay, .record = record};
 }
 
 /* A 2xx that describes the subscriber (the main request's, a poll's, or
@@ -104,13 +93,13 @@ static struct sm_verdict main_answer(const struct sm_in *in)
 
     switch (in->type) {
     case EV_PROVISION:
-        if (ok2xx(s))
+        if (cls_success(s))
             return by_status(in);
         if ((s == 409 || taken) && !in->looked_up)
             return next(SM_LOOKUP);
         break;
     case EV_UPDATE:
-        if (ok2xx(s))
+        if (cls_success(s))
             return by_status(in);
         if (s == 404 && !in->looked_up) /* the id went stale: find the current one */
             return next(SM_LOOKUP);
@@ -118,7 +107,7 @@ static struct sm_verdict main_answer(const struct sm_in *in)
             return fail(KIND_UNKNOWN_WORKSPACE, "Webex knows no subscriber with this id");
         break;
     case EV_REMOVE:
-        if (ok2xx(s))
+        if (cls_success(s))
             return done(NULL, false);
         if (s == 404)
             return done("already_removed", false);
@@ -132,7 +121,7 @@ static struct sm_verdict main_answer(const struct sm_in *in)
 static struct sm_verdict lookup_answer(const struct sm_in *in)
 {
     const struct resp *r = in->r;
-    if (!ok2xx(in->status))
+    if (!cls_success(in->status))
         return next(SM_GENERIC);
     if (in->matches < 0)
         return fail(KIND_PERMANENT, "the lookup's answer is not a subscriber list");
@@ -165,7 +154,7 @@ struct sm_verdict sm_decide(const struct sm_in *in)
     case SM_STEP_LOOKUP:
         return lookup_answer(in);
     case SM_STEP_POLL:
-        if (ok2xx(in->status))
+        if (cls_success(in->status))
             return by_status(in);
         if (in->status == 404)
             return fail(KIND_PERMANENT, "the subscriber is gone from Webex while its "

@@ -62,16 +62,11 @@ struct sm_verdict {
      * even before a final status (and after a final error), so no id Webex
      * gave is lost. */
     bool record;
-    bool pending; /* ... and its provisioning is not finished yet */
 };
 
 struct sm_verdict sm_decide(const struct sm_in *in);
 
 /* The n-th poll's delay (n from 0): initial doubling to max. */
 int64_t sm_poll_delay(int n, const struct sm_poll *p);
-
-/* Whether a subscriber status is final (provisioned, error or a pending_*
- * state, where Webex waits for the person), or NULL/unknown: not final. */
-bool sm_final(const char *status);
 
 #endif

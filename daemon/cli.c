@@ -160,7 +160,7 @@ static int bad_usage(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\n");
     usage(stderr);
-    return CLI_USAGE;
+    return EXIT_USAGE;
 }
 
 static int time_opt(const char *opt, const char *value, int64_t *ms, bool *has)
@@ -168,7 +168,7 @@ static int time_opt(const char *opt, const char *value, int64_t *ms, bool *has)
     if (dq_parse_time(value, cli_epoch_ms(), ms) != 0) {
         fprintf(stderr, "bwprovd: %s: cannot read the time '%s'\n", opt, value);
         usage(stderr);
-        return CLI_USAGE;
+        return EXIT_USAGE;
     }
     *has = true;
     return -1;
@@ -204,15 +204,13 @@ static int one_option(int o, struct cli_args *a, unsigned *seen, struct cli_conf
         return dq_kind_known(optarg) ? -1 : bad_usage("--kind: one of %s", dq_kind_list);
     case O_SINCE:
         *seen |= ALLOW_FILTER;
-        a->since = optarg;
         return time_opt("--since", optarg, &a->filter.since_ms, &a->filter.has_since);
     case O_UNTIL:
         *seen |= ALLOW_FILTER;
-        a->until = optarg;
         return time_opt("--until", optarg, &a->filter.until_ms, &a->filter.has_until);
     default:
         usage(stderr);
-        return CLI_USAGE;
+        return EXIT_USAGE;
     }
 }
 
@@ -226,7 +224,7 @@ static int check_operands(const struct verb *v, struct cli_args *a, int argc, ch
         fprintf(stderr, "bwprovd: %s %s takes %s\n", v->noun, v->verb,
                 v->operand ? v->operand : "no operand");
         usage(stderr);
-        return CLI_USAGE;
+        return EXIT_USAGE;
     }
     a->arg = want ? argv[optind] : NULL;
     if (a->arg && !*a->arg)
@@ -344,7 +342,7 @@ static int setup(struct cli *c, const struct verb *v, const struct cli_config *c
     cfg_init(&c->cfg);
     if (cfg_load(&c->cfg, cc->path, cc->overrides, cc->n_overrides, err, sizeof(err)) != 0) {
         fprintf(stderr, "bwprovd: configuration error: %s\n", err);
-        return CLI_CONFIG;
+        return EXIT_CONFIG;
     }
     log_init();
     log_set_level(c->cfg.log_level);
@@ -354,9 +352,9 @@ static int setup(struct cli *c, const struct verb *v, const struct cli_config *c
         cli_say(c, "cannot catch SIGINT/SIGTERM: %s", strerror(errno));
     c->consumer = make_handle(c, false);
     if (!c->consumer)
-        return CLI_CONFIG;
+        return EXIT_CONFIG;
     if (v->writes && !c->args.dry_run && !(c->producer = make_handle(c, true)))
-        return CLI_CONFIG;
+        return EXIT_CONFIG;
     return CLI_OK;
 }
 
@@ -419,7 +417,7 @@ struct tr *cli_topic(struct cli *c, const char *topic, int *status)
     char err[512];
     int timeout = (int)c->cfg.startup_timeout_ms;
     struct tr *t = tr_new(c->consumer, topic, timeout, err, sizeof(err));
-    *status = CLI_UNAVAILABLE;
+    *status = EXIT_UNAVAILABLE;
     if (!t) {
         cli_say(c, "%s%s%s", err, c->kafka_err[0] ? "; " : "", c->kafka_err);
         return NULL;
@@ -445,7 +443,7 @@ static int read_error(struct cli *c, const rd_kafka_message_t *m)
     }
     cli_say(c, "Kafka refuses to let bwprovd read %s: %s",
             m->rkt ? rd_kafka_topic_name(m->rkt) : "a topic", rd_kafka_message_errstr(m));
-    return CLI_UNAVAILABLE;
+    return EXIT_UNAVAILABLE;
 }
 
 static int one_record(struct cli *c, struct tr *t, const rd_kafka_message_t *m, cli_record_fn fn,
@@ -469,7 +467,7 @@ int cli_read(struct cli *c, struct tr *t, const int64_t *start, const char *what
     rd_kafka_resp_err_t e = tr_assign(t, start);
     if (e) {
         cli_say(c, "cannot read %s: %s", tr_topic(t), rd_kafka_err2str(e));
-        return CLI_UNAVAILABLE;
+        return EXIT_UNAVAILABLE;
     }
     tr_progress(t, &done, &total);
     cli_prog_begin(c, what, total);
@@ -487,7 +485,7 @@ int cli_read(struct cli *c, struct tr *t, const int64_t *start, const char *what
         } else if (rc == CLI_OK && cli_now_us() - moved_us > limit_us) {
             cli_say(c, "Kafka stopped answering while %s was read (startup.timeout_ms)%s%s",
                     tr_topic(t), c->kafka_err[0] ? ": " : "", c->kafka_err);
-            rc = CLI_UNAVAILABLE;
+            rc = EXIT_UNAVAILABLE;
         }
         if (rc == CLI_OK && cli_interrupted())
             rc = CLI_INCOMPLETE;
@@ -496,7 +494,7 @@ int cli_read(struct cli *c, struct tr *t, const int64_t *start, const char *what
     e = rd_kafka_assign(c->consumer, NULL); /* the next reading assigns its own */
     if (e && rc == CLI_OK) {
         cli_say(c, "cannot stop reading %s: %s", tr_topic(t), rd_kafka_err2str(e));
-        rc = CLI_UNAVAILABLE;
+        rc = EXIT_UNAVAILABLE;
     }
     return rc;
 }
@@ -561,7 +559,7 @@ int cli_flush(struct cli *c)
     cli_say(c, "%" PRIu64 " of %" PRIu64 " record(s) not acknowledged by Kafka: %s%s%s", c->failed,
             c->produced, rd_kafka_err2str(c->produce_err), c->kafka_err[0] ? "; " : "",
             c->kafka_err);
-    return kafka_gone(c->produce_err) ? CLI_UNAVAILABLE : CLI_INCOMPLETE;
+    return kafka_gone(c->produce_err) ? EXIT_UNAVAILABLE : CLI_INCOMPLETE;
 }
 
 /* --- progress --- */

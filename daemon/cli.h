@@ -27,14 +27,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Exit statuses (bwprovd(8)): as the daemon's, plus 1 for a run that did
- * not do all it was asked (a user not found, records refused, records
- * Kafka did not take, an interruption). */
+/* Exit statuses (bwprovd(8)): the daemon's (EXIT_USAGE, EXIT_UNAVAILABLE,
+ * EXIT_CONFIG in app.h), plus 1 for a run that did not do all it was
+ * asked (a user not found, records refused, records Kafka did not take,
+ * an interruption). */
 #define CLI_OK 0
 #define CLI_INCOMPLETE 1
-#define CLI_USAGE 64
-#define CLI_UNAVAILABLE 69
-#define CLI_CONFIG 78
 
 /* The command line of one subcommand. */
 struct cli_args {
@@ -43,7 +41,6 @@ struct cli_args {
     const char *arg;  /* USERID or FILE */
     bool dry_run, force;
     struct dq_filter filter;
-    const char *since, *until; /* as given (for messages) */
 };
 
 struct cli {
@@ -58,7 +55,6 @@ struct cli {
     uint64_t produced, acked, failed;
     rd_kafka_resp_err_t produce_err;
     void (*on_ack)(struct cli *c, const rd_kafka_message_t *m);
-    void *cmd; /* the command's own state, for on_ack */
     /* The progress line being drawn. */
     const char *prog_what;
     uint64_t prog_total;

@@ -255,17 +255,8 @@ static int dlq_record(struct cli *c, const rd_kafka_message_t *m, void *arg)
 static int state_record(struct cli *c, const rd_kafka_message_t *m, void *arg)
 {
     struct replay *rp = arg;
-    char user[EV_MAX_USER_ID + 1], topic[512];
-    struct st_src src = {NULL, -1, -1};
-    struct dq_bytes b;
-    if (!sr_key(m->key, m->key_len, user))
-        return CLI_OK;
-    if (!m->payload) { /* a tombstone's source is in its header */
-        header(m, DQ_HDR_SOURCE, &b);
-        if (b.present)
-            sr_parse_coords(b.p, b.len, topic, sizeof(topic), &src);
-    }
-    if (sr_apply(rp->t, user, m->payload, m->len, &src, NULL) == SR_NOMEM) {
+    char user[EV_MAX_USER_ID + 1];
+    if (tr_apply_state(rp->t, m, user, NULL) == SR_NOMEM) {
         cli_say(c, "out of memory");
         return CLI_INCOMPLETE;
     }

@@ -22,33 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The source of a tombstone, from its bwprovd-source header (as the
- * loader reads it). */
-static void tombstone_source(const rd_kafka_message_t *m, char *topic, size_t cap,
-                             struct st_src *src)
-{
-    rd_kafka_headers_t *h = NULL;
-    const void *v;
-    size_t len;
-    *src = (struct st_src){NULL, -1, -1};
-    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rd_kafka_header_get_last(h, "bwprovd-source", &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR)
-        sr_parse_coords(v, len, topic, cap, src);
-}
-
-/* Applies m to t as the loader does; user gets its key. SR_OTHER_KIND
- * stands for a record without a usable key (ignored by every reader). */
-static enum sr_result apply(struct st_table *t, const rd_kafka_message_t *m, char *user)
-{
-    char topic[512];
-    struct st_src src = {NULL, -1, -1};
-    if (!sr_key(m->key, m->key_len, user))
-        return SR_OTHER_KIND;
-    if (!m->payload)
-        tombstone_source(m, topic, sizeof(topic), &src);
-    return sr_apply(t, user, m->payload, m->len, &src, NULL);
-}
-
 static int out_of_memory(struct cli *c)
 {
     cli_say(c, "out of memory");
@@ -97,7 +70,7 @@ static int get_record(struct cli *c, const rd_kafka_message_t *m, void *arg)
     char user[EV_MAX_USER_ID + 1];
     if (!sr_key(m->key, m->key_len, user) || strcmp(user, g->user) != 0)
         return CLI_OK; /* the rules are per user: others do not matter */
-    enum sr_result r = apply(g->t, m, user);
+    enum sr_result r = tr_apply_state(g->t, m, user, NULL);
     if (r == SR_NOMEM)
         return out_of_memory(c);
     if (r != SR_APPLIED)
@@ -109,8 +82,8 @@ static int get_record(struct cli *c, const rd_kafka_message_t *m, void *arg)
         return out_of_memory(c);
     if (m->payload)
         memcpy(g->value, m->payload, m->len);
-    else
-        tombstone_source(m, g->tomb_topic, sizeof(g->tomb_topic), &g->tomb);
+    else if (!tr_tombstone_source(m, g->tomb_topic, sizeof(g->tomb_topic), &g->tomb))
+        g->tomb = (struct st_src){NULL, -1, -1}; /* an older tombstone's is not this one's */
     g->found = true;
     return CLI_OK;
 }
@@ -205,7 +178,7 @@ static int export_pass1(struct cli *c, const rd_kafka_message_t *m, void *arg)
 {
     struct export *x = arg;
     char user[EV_MAX_USER_ID + 1];
-    enum sr_result r = apply(x->t, m, user);
+    enum sr_result r = tr_apply_state(x->t, m, user, NULL);
     if (r == SR_NOMEM)
         return out_of_memory(c);
     if (r != SR_APPLIED)
@@ -260,7 +233,8 @@ static int export_check(struct cli *c, const struct export *x)
                 x->printed, live);
         return CLI_INCOMPLETE;
     }
-    cli_say(c, "%" PRIu64 " workspace(s) exported from %s", live, c->cfg.topic_state);
+    cli_say(c, "%zu workspace(s) and %zu subscriber(s) exported from %s", st_count(x->t),
+            st_count_subscribers(x->t), c->cfg.topic_state);
     return CLI_OK;
 }
 
@@ -304,7 +278,8 @@ struct import {
     bool *done;       /* per row: Kafka acknowledged its record */
     uint64_t refused; /* lines refused (parse, checks, conflicts, map) */
     uint64_t unchanged;
-    const char *origin; /* the file's name for "importedFrom" */
+    uint64_t subscribers; /* subscriber records skipped (lines of an export) */
+    const char *origin;   /* the file's name for "importedFrom" */
 };
 
 static int refuse_line(struct cli *c, struct import *im, unsigned line, const char *user,
@@ -388,7 +363,9 @@ static int parse_one(struct cli *c, struct import *im, struct imp_parser *p, con
     char why[256];
     enum imp_parsed k = imp_parse_line(p, buf, len, &r, why, sizeof(why));
     int rc = CLI_OK;
-    if (k == IMP_BAD)
+    if (k == IMP_SUBSCRIBER)
+        im->subscribers++;
+    else if (k == IMP_BAD)
         rc = refuse_line(c, im, p->line, NULL, why);
     else if (k == IMP_ROW && !imp_check(r, why, sizeof(why)))
         rc = refuse_line(c, im, p->line, r->f[IMP_USER], why);
@@ -432,7 +409,7 @@ static int read_file(struct cli *c, struct import *im)
 static int read_map(struct cli *c, const rd_kafka_message_t *m, void *arg)
 {
     char user[EV_MAX_USER_ID + 1];
-    return apply(arg, m, user) == SR_NOMEM ? out_of_memory(c) : CLI_OK;
+    return tr_apply_state(arg, m, user, NULL) == SR_NOMEM ? out_of_memory(c) : CLI_OK;
 }
 
 /* What row r does to the map t. A repeat of an earlier line does what
@@ -476,18 +453,6 @@ static int decide_rows(struct cli *c, struct import *im, struct st_table *t)
     return rc;
 }
 
-static rd_kafka_headers_t *import_headers(const struct cli *c, const struct st_src *src)
-{
-    char coords[600];
-    int n = snprintf(coords, sizeof(coords), "%s/%" PRId32 "/%" PRId64, src->topic, src->partition,
-                     src->offset);
-    /* rd_kafka_header_add fails only on a list already produced */
-    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-    rd_kafka_header_add(h, "bwprovd-writer", -1, c->writer, -1);
-    rd_kafka_header_add(h, "bwprovd-source", -1, coords, n);
-    return h;
-}
-
 /* Produces row i's record; its source per imp_source(). */
 static int write_row(struct cli *c, struct import *im, struct st_table *t, size_t i)
 {
@@ -503,7 +468,8 @@ static int write_row(struct cli *c, struct import *im, struct st_table *t, size_
         return out_of_memory(c);
     char *user = r->f[IMP_USER];
     int rc = cli_produce(c, c->cfg.topic_state, RD_KAFKA_PARTITION_UA, user, strlen(user), v, len,
-                         import_headers(c, &src), &im->done[i]);
+                         tr_state_headers(c->writer, src.topic, src.partition, src.offset),
+                         &im->done[i]);
     free(v);
     return rc;
 }
@@ -560,7 +526,14 @@ static int summary(struct cli *c, const struct import *im, int rc)
            im->unchanged, im->refused);
     if (!c->args.dry_run && done < todo)
         printf(", not written %" PRIu64, todo - done);
+    if (im->subscribers)
+        printf(", subscribers skipped %" PRIu64, im->subscribers);
     printf("%s\n", c->args.dry_run ? " (dry run: nothing written)" : "");
+    if (im->subscribers)
+        cli_say(c,
+                "%" PRIu64 " subscriber record(s) not imported: bwprovd finds a subscriber's id "
+                "again by lookup",
+                im->subscribers);
     if (rc == CLI_OK && im->refused)
         rc = CLI_INCOMPLETE;
     return rc;

@@ -3,6 +3,7 @@
  * only ever touched here and need no lock. */
 #include "app.h"
 
+#include "dlq.h"
 #include "journal.h"
 #include "log.h"
 #include "notify.h"
@@ -388,7 +389,7 @@ void consumer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
  * without parsing anything. */
 static rd_kafka_headers_t *replay_headers(const rd_kafka_message_t *m)
 {
-    static const char prefix[] = "bwprovd-replay-";
+    static const char prefix[] = DQ_HDR_REPLAY_PREFIX;
     rd_kafka_headers_t *h = NULL, *out = NULL;
     const char *name;
     const void *v;
@@ -490,11 +491,8 @@ static void on_message(struct app *a, const rd_kafka_message_t *m)
 
 static const char *group_id(const struct app *a)
 {
-    for (size_t i = 0; i < a->cfg.n_kafka; i++)
-        if (a->cfg.kafka[i].scope != CFG_KAFKA_PRODUCER &&
-            strcmp(a->cfg.kafka[i].name, "group.id") == 0)
-            return a->cfg.kafka[i].value;
-    return "?";
+    const char *g = cfg_kafka_value(&a->cfg, CFG_KAFKA_CONSUMER, "group.id");
+    return g ? g : "?";
 }
 
 static void on_consumer_error(struct app *a, const rd_kafka_message_t *m)

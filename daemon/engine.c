@@ -151,11 +151,6 @@ struct app *eng_app(struct engine *e)
     return e->a;
 }
 
-uint64_t eng_random(struct engine *e)
-{
-    return rnd(e);
-}
-
 void eng_finish(struct engine *e, struct job *j, const struct outcome *o)
 {
     finish(e, j, o);
@@ -651,18 +646,24 @@ void eng_verdict(struct engine *e, struct xfer *x, struct job *j, long status, c
                  const struct cls_verdict *v)
 {
     char msg[RESP_MSG_MAX + 160];
+    enum cls_kind kind = v->kind;
     switch (v->action) {
-    case CLS_SUCCEEDED: /* the mapping's own */
-        break;
+    case CLS_SUCCEEDED:
+        /* A mapping finishes its successes itself; one it hands on would
+         * otherwise hold its userId and its partition's commit point. */
+        log_err("worker %d: %s: HTTP %ld was not handled; the event fails", e->index,
+                j->tracking_id, status);
+        kind = KIND_PERMANENT;
+        /* fall through */
     case CLS_FAILED: {
-        if (v->kind == KIND_AUTH) {
+        if (kind == KIND_AUTH) {
             log_auth_failed("Webex rejected the renewed access token (401)");
             health_auth_failed(e->a, "Webex refused the renewed access token (401)");
         }
         eng_answer_message(x, r, status, msg, sizeof(msg));
         struct outcome o = {.outcome = RES_FAILED,
                             .http_status = status ? (int)status : -1,
-                            .error_kind = v->kind,
+                            .error_kind = kind,
                             .error_message = msg,
                             .workspace_id = j->ws};
         finish(e, j, &o);

@@ -13,11 +13,8 @@
 /* kafka.group.id (cfg_init gives it a default). */
 static const char *group_id(const struct app *a)
 {
-    for (size_t i = 0; i < a->cfg.n_kafka; i++)
-        if (a->cfg.kafka[i].scope == CFG_KAFKA_CONSUMER &&
-            strcmp(a->cfg.kafka[i].name, "group.id") == 0)
-            return a->cfg.kafka[i].value;
-    return "bwprovd";
+    const char *g = cfg_kafka_value(&a->cfg, CFG_KAFKA_CONSUMER, "group.id");
+    return g ? g : "bwprovd";
 }
 
 /* Assigned partitions, and the oldest unfinished event among them (the
@@ -83,15 +80,18 @@ void health_tick(struct app *a)
     if (!hl_refresh_warn_due(t.refresh_expires_ms, now, a->refresh_warned_ms))
         return;
     a->refresh_warned_ms = now;
-    char at[40], left[32];
+    char at[40], left[32], when[96];
     hl_utc(t.refresh_expires_ms, at, sizeof(at));
     hl_duration(t.refresh_expires_ms - now, left, sizeof(left));
-    const char *what = t.refresh_expires_ms > now ? "expires in" : "has expired; it expired";
+    if (t.refresh_expires_ms > now)
+        snprintf(when, sizeof(when), "expires in %s (%s)", left, at);
+    else
+        snprintf(when, sizeof(when), "expired at %s", at);
     log_write(LOG_LVL_WARNING, LOG_MID_REFRESH_EXPIRING,
-              "the Webex refresh token %s %s (%s): authorize the integration again and install "
-              "the new refresh token (the credential bwprovd.webex-refresh-token), then restart "
-              "bwprovd; this warning repeats daily",
-              what, t.refresh_expires_ms > now ? left : "at", at);
+              "the Webex refresh token %s: authorize the integration again and install the new "
+              "refresh token (the credential bwprovd.webex-refresh-token), then restart bwprovd; "
+              "this warning repeats daily",
+              when);
 }
 
 void health_auth_failed(struct app *a, const char *why)

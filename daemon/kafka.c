@@ -26,11 +26,26 @@ static int set(rd_kafka_conf_t *conf, const char *name, const char *value, char 
     return -1;
 }
 
+static bool names_a_file(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 9 && strcmp(name + n - 9, ".location") == 0;
+}
+
 /* A secret property (sasl.password, ssl.key.password ...) may be given as
- * cred:NAME so it need not sit in the readable configuration file. */
+ * cred:NAME so it need not sit in the readable configuration file; a
+ * property naming a file (ssl.key.location ...) as cred:NAME gets the
+ * credential's path, since librdkafka reads that file itself. */
 static int set_prop(rd_kafka_conf_t *conf, const struct cfg_kafka_prop *p, char *err, size_t errlen)
 {
-    if (!cfg_kafka_secret(p->name) || strncmp(p->value, "cred:", 5) != 0)
+    bool cred = strncmp(p->value, "cred:", 5) == 0;
+    if (cred && names_a_file(p->name)) {
+        char path[4096];
+        if (cred_path(p->value, path, sizeof(path), err, errlen) != 0)
+            return -1;
+        return set(conf, p->name, path, err, errlen);
+    }
+    if (!cfg_kafka_secret(p->name) || !cred)
         return set(conf, p->name, p->value, err, errlen);
     char *secret = cred_read(p->value, err, errlen);
     if (!secret)
@@ -43,11 +58,7 @@ static int set_prop(rd_kafka_conf_t *conf, const struct cfg_kafka_prop *p, char 
 
 static bool user_set(const struct cfg *c, enum cfg_kafka_scope scope, const char *name)
 {
-    for (size_t i = 0; i < c->n_kafka; i++)
-        if ((c->kafka[i].scope == scope || c->kafka[i].scope == CFG_KAFKA_BOTH) &&
-            strcmp(c->kafka[i].name, name) == 0)
-            return true;
-    return false;
+    return cfg_kafka_value(c, scope, name) != NULL;
 }
 
 bool kafka_access_error(rd_kafka_resp_err_t e)
@@ -243,7 +254,8 @@ void kafka_default_instance_id(char *out, size_t cap)
             snprintf(name, sizeof(name), "%s", unit);
         free(unit);
     }
-    snprintf(out, cap < 250 ? cap : 250, "bwprovd-%s%s%s", host, name[0] ? "-" : "", name);
+    /* 8 + 120 + 1 + 120 bytes: within Kafka's 249 whatever the names */
+    snprintf(out, cap < 250 ? cap : 250, "bwprovd-%.120s%s%.120s", host, name[0] ? "-" : "", name);
     for (char *c = out; *c; c++)
         if (!isalnum((unsigned char)*c) && *c != '.' && *c != '_' && *c != '-')
             *c = '_';

@@ -8,6 +8,7 @@
  * late could otherwise undo a newer local change. */
 #include "app.h"
 
+#include "dlq.h"
 #include "log.h"
 #include "strec.h"
 #include "topicread.h"
@@ -40,18 +41,6 @@ static bool header_is(const rd_kafka_message_t *m, const char *name, const char 
     return len == strlen(value) && memcmp(v, value, len) == 0;
 }
 
-/* "topic/partition/offset" from the bwprovd-source header of a tombstone
- * (written by versions before removed markers). */
-static bool source_of(const rd_kafka_message_t *m, char *topic, size_t cap, struct st_src *src)
-{
-    rd_kafka_headers_t *h = NULL;
-    const void *v;
-    size_t len;
-    return rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-           rd_kafka_header_get_last(h, "bwprovd-source", &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-           sr_parse_coords(v, len, topic, cap, src);
-}
-
 static void table_write(struct app *a, enum sr_result rc, const char *user,
                         const rd_kafka_message_t *m)
 {
@@ -69,21 +58,16 @@ static void table_write(struct app *a, enum sr_result rc, const char *user,
  * what it says about records it ignores, and the late writer's answer. */
 static void apply(struct app *a, const rd_kafka_message_t *m)
 {
-    char user[EV_MAX_USER_ID + 1], topic[512];
-    struct st_src src = {NULL, -1, -1};
+    char user[EV_MAX_USER_ID + 1];
     const char *why = NULL;
 
-    if (!sr_key(m->key, m->key_len, user)) {
+    if (header_is(m, DQ_HDR_WRITER, a->instance_id))
+        return;
+    enum sr_result rc = tr_apply_state(a->state, m, user, &why);
+    if (rc == SR_BAD_KEY)
         log_warn("state record without a valid key at %s/%" PRId32 "/%" PRId64 "; ignored",
                  a->cfg.topic_state, m->partition, m->offset);
-        return;
-    }
-    if (header_is(m, "bwprovd-writer", a->instance_id))
-        return;
-    if (!m->payload)
-        source_of(m, topic, sizeof(topic), &src);
-    enum sr_result rc = sr_apply(a->state, user, m->payload, m->len, &src, &why);
-    if (rc == SR_NOT_JSON)
+    else if (rc == SR_NOT_JSON)
         log_warn("state record for %s at %s/%" PRId32 "/%" PRId64 " is not a JSON object; ignored",
                  user, a->cfg.topic_state, m->partition, m->offset);
     else if (rc == SR_BAD_ID)
@@ -159,7 +143,7 @@ int loader_start(struct app *a, rd_kafka_t *rk)
     l->rk = rk;
     l->tr = tr_new(rk, a->cfg.topic_state, 10000, err, sizeof(err));
     if (!l->tr) {
-        log_err("state topic %s not found (create it log-compacted)", a->cfg.topic_state);
+        log_err("state loader: %s (the state topic must exist, log-compacted)", err);
         return -1;
     }
     rd_kafka_resp_err_t e = tr_assign(l->tr, NULL);

@@ -344,9 +344,11 @@ static void handle_signals(struct app *a, int sfd, const struct opts *o)
         if (si.ssi_signo == SIGHUP) {
             reload(a, o);
         } else if (si.ssi_signo == SIGUSR1) {
+#ifdef BWPROVD_DEBUG_HOOKS
             /* test hook, off unless $BWPROVD_DEBUG_HANG was set at start */
             if (getenv("BWPROVD_DEBUG_HANG"))
                 atomic_store(&a->debug_hang, true);
+#endif
         } else if (!atomic_load(&a->stopping)) {
             ntf_stopping();
             log_notice("signal %u: stopping", si.ssi_signo);
@@ -438,6 +440,8 @@ static int replay_journal(struct app *a, int sfd, const struct opts *o)
     int64_t deadline = app_now_us() + a->cfg.startup_timeout_ms * 1000;
     bool barrier = false;
     ntf_status("Reading the state topic before publishing the state journal");
+    /* systemd's start timeout covers this wait too (as in wait_kafka) */
+    ntf_extend_timeout((uint64_t)a->cfg.startup_timeout_ms * 1000 + 10000000);
     while (!atomic_load(&a->stopping) && app_now_us() < deadline) {
         if (!barrier)
             barrier = loader_set_barrier(a) == 0;
@@ -661,10 +665,8 @@ out:
 static void dump_config(const struct cfg *c)
 {
     cfg_dump(c, stdout);
-    for (size_t i = 0; i < c->n_kafka; i++)
-        if (c->kafka[i].scope != CFG_KAFKA_PRODUCER &&
-            strcmp(c->kafka[i].name, "group.instance.id") == 0)
-            return;
+    if (cfg_kafka_value(c, CFG_KAFKA_CONSUMER, "group.instance.id"))
+        return;
     char id[256];
     kafka_default_instance_id(id, sizeof(id));
     printf("# kafka.group.instance.id is not set: %s (static membership)\n", id);

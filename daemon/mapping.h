@@ -35,8 +35,6 @@ extern const struct map_ops subscriber_map;
 /* --- what engine.c offers a mapping --- */
 
 struct app *eng_app(struct engine *e);
-/* A random number for jitter (the worker's own generator). */
-uint64_t eng_random(struct engine *e);
 /* Emits the job's outcome (outcome_emit): the job is gone afterwards. */
 void eng_finish(struct engine *e, struct job *j, const struct outcome *o);
 void eng_finish_simple(struct engine *e, struct job *j, int outcome, int kind, const char *note,

@@ -8,11 +8,13 @@
 #include "app.h"
 
 #include "classify.h"
+#include "dlq.h"
 #include "journal.h"
 #include "log.h"
 #include "metrics.h"
 #include "resp.h"
 #include "result.h"
+#include "topicread.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -87,7 +89,7 @@ static void source_header(rd_kafka_headers_t *h, const struct app *a, const stru
     char src[512];
     int n = snprintf(src, sizeof(src), "%s/%" PRId32 "/%" PRId64, a->cfg.topic_events, j->partition,
                      j->offset);
-    rd_kafka_header_add(h, "bwprovd-source", -1, src, n);
+    rd_kafka_header_add(h, DQ_HDR_SOURCE, -1, src, n);
 }
 
 static struct rec result_rec(struct app *a, struct job *j, const struct outcome *o)
@@ -141,7 +143,7 @@ static struct rec dlq_rec(struct app *a, struct job *j, const struct outcome *o)
     snprintf(reason, sizeof(reason), "%s: %s", kind ? kind : "failed",
              o->error_message ? o->error_message : "");
     rec.hdrs = rd_kafka_headers_new(2);
-    rd_kafka_header_add(rec.hdrs, "bwprovd-error", -1, reason, -1);
+    rd_kafka_header_add(rec.hdrs, DQ_HDR_ERROR, -1, reason, -1);
     source_header(rec.hdrs, a, j);
     copy_replay_headers(rec.hdrs, j);
     static char empty[1];
@@ -152,10 +154,7 @@ static struct rec dlq_rec(struct app *a, struct job *j, const struct outcome *o)
 
 static rd_kafka_headers_t *state_headers(struct app *a, struct job *j)
 {
-    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-    rd_kafka_header_add(h, "bwprovd-writer", -1, a->instance_id, -1);
-    source_header(h, a, j);
-    return h;
+    return tr_state_headers(a->instance_id, a->cfg.topic_events, j->partition, j->offset);
 }
 
 /* The removed marker of SPEC §4: a record, not a tombstone, so compaction
@@ -376,8 +375,9 @@ static void late(struct app *a, struct job *j, const struct outcome *o)
         return;
     }
     log_notice("late answer for %s (partition %" PRId32 " offset %" PRId64 " was revoked): "
-               "keeping workspace id %s in the state table",
-               j->ev.user_id, j->partition, j->offset, o->workspace_id);
+               "keeping %s id %s in the state table",
+               j->ev.user_id, j->partition, j->offset,
+               j->ev.kind == EV_SUBSCRIBER ? "subscriber" : "workspace", o->workspace_id);
     struct rec recs[MAX_RECS];
     int n = state_change(a, j, o, recs);
     busy(a, j);
@@ -483,12 +483,7 @@ void outcome_reassert(struct app *a, const char *user)
         free(key);
         return;
     }
-    char srch[512];
-    int sl = snprintf(srch, sizeof(srch), "%s/%" PRId32 "/%" PRId64, src.topic, src.partition,
-                      src.offset);
-    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-    rd_kafka_header_add(h, "bwprovd-writer", -1, a->instance_id, -1);
-    rd_kafka_header_add(h, "bwprovd-source", -1, srch, sl);
+    rd_kafka_headers_t *h = tr_state_headers(a->instance_id, src.topic, src.partition, src.offset);
     j->replay = true; /* not an event: its record only */
     j->key = key;
     atomic_store(&j->acks, 1);
@@ -560,12 +555,8 @@ static void replay_entry(void *arg, uint64_t seq, const struct jf_rec *recs, int
     for (int m = 0; m < k; m++) {
         const struct jf_rec *r = &recs[keep[m]];
         const struct res_source *src = &ins[m].source;
-        char srch[512];
-        int sl = snprintf(srch, sizeof(srch), "%s/%" PRId32 "/%" PRId64, src->topic, src->partition,
-                          src->offset);
-        rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-        rd_kafka_header_add(h, "bwprovd-writer", -1, a->instance_id, -1);
-        rd_kafka_header_add(h, "bwprovd-source", -1, srch, sl);
+        rd_kafka_headers_t *h =
+            tr_state_headers(a->instance_id, src->topic, src->partition, src->offset);
         /* librdkafka copies the key; the value is handed over */
         struct rec rec = {a->cfg.topic_state, NULL, r->keylen, malloc(r->len + 1), r->len, true, h};
         char kbuf[EV_MAX_USER_ID + 1];

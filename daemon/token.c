@@ -34,7 +34,10 @@
 #include <string.h>
 #include <time.h>
 
-#define REFRESH_AT 0.8       /* of expires_in */
+#define REFRESH_AT 0.8 /* of expires_in */
+/* Lifetimes above this (ten years) are taken as this: the arithmetic on
+ * them (milliseconds, microseconds since the epoch) stays in range. */
+#define MAX_LIFETIME_S (10LL * 365 * 86400)
 #define RETRY_MIN_US 1000000 /* refresh failure backoff: 1 s .. 5 min */
 #define RETRY_MAX_US 300000000
 #define RESPONSE_MAX 65536
@@ -226,6 +229,10 @@ static int parse_grant(const struct buf *b, struct grant *g, char *err, size_t e
     if (o && json_object_object_get_ex(o, "refresh_token_expires_in", &v))
         g->refresh_expires_in = json_object_get_int64(v);
     json_object_put(o);
+    if (g->expires_in > MAX_LIFETIME_S)
+        g->expires_in = MAX_LIFETIME_S;
+    if (g->refresh_expires_in > MAX_LIFETIME_S)
+        g->refresh_expires_in = MAX_LIFETIME_S;
     if (!g->access || g->expires_in <= 0) {
         snprintf(err, errlen, "answer without access_token/expires_in");
         secmem_free(g->access);

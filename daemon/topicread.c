@@ -1,6 +1,9 @@
 /* topicread: see topicread.h. */
 #include "topicread.h"
 
+#include "dlq.h"
+
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +43,11 @@ struct tr *tr_new(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err, 
 {
     rd_kafka_resp_err_t e;
     int n = partition_count(rk, topic, timeout_ms, &e);
+    if (n <= 0 && e == RD_KAFKA_RESP_ERR_NO_ERROR) { /* an answer without the topic in it */
+        snprintf(err, errlen, "Kafka's metadata for %s names %s", topic,
+                 n == 0 ? "no partition" : "no such topic");
+        return NULL;
+    }
     if (n <= 0) {
         snprintf(err, errlen,
                  n == -1 ? "Kafka did not answer a metadata request for %s: %s"
@@ -172,4 +180,40 @@ void tr_progress(const struct tr *t, uint64_t *done, uint64_t *total)
         if (pos > base)
             *done += (uint64_t)((pos < target ? pos : target) - base);
     }
+}
+
+bool tr_tombstone_source(const rd_kafka_message_t *m, char *topic, size_t cap, struct st_src *src)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t len;
+    return rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+           rd_kafka_header_get_last(h, DQ_HDR_SOURCE, &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+           sr_parse_coords(v, len, topic, cap, src);
+}
+
+rd_kafka_headers_t *tr_state_headers(const char *writer, const char *topic, int32_t partition,
+                                     int64_t offset)
+{
+    char src[600]; /* a topic name has at most 249 bytes */
+    int n = snprintf(src, sizeof(src), "%s/%" PRId32 "/%" PRId64, topic, partition, offset);
+    /* rd_kafka_header_add fails only on a list already produced */
+    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+    rd_kafka_header_add(h, DQ_HDR_WRITER, -1, writer, -1);
+    rd_kafka_header_add(h, DQ_HDR_SOURCE, -1, src, n < (int)sizeof(src) ? n : -1);
+    return h;
+}
+
+enum sr_result tr_apply_state(struct st_table *t, const rd_kafka_message_t *m, char *user,
+                              const char **why)
+{
+    char topic[512];
+    struct st_src src = {NULL, -1, -1};
+    if (!sr_key(m->key, m->key_len, user)) {
+        user[0] = '\0';
+        return SR_BAD_KEY;
+    }
+    if (!m->payload)
+        tr_tombstone_source(m, topic, sizeof(topic), &src);
+    return sr_apply(t, user, m->payload, m->len, &src, why);
 }

@@ -13,6 +13,8 @@
 #ifndef BWPROVD_TOPICREAD_H
 #define BWPROVD_TOPICREAD_H
 
+#include "strec.h"
+
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -59,5 +61,25 @@ bool tr_caught_up(const struct tr *t);
  * where each partition started (its low watermark when it was assigned
  * from the beginning). After tr_set_target. */
 void tr_progress(const struct tr *t, uint64_t *done, uint64_t *total);
+
+/* --- records of topic.state, as every reader applies them --- */
+
+/* The source of a tombstone m (a remove of versions before removed
+ * markers) from its bwprovd-source header, into topic (cap bytes) and
+ * *src; false (src untouched) when it has none that parses. */
+bool tr_tombstone_source(const rd_kafka_message_t *m, char *topic, size_t cap, struct st_src *src);
+
+/* The headers of a state record written by writer (an instance id) for
+ * the event at topic/partition/offset: bwprovd-writer, bwprovd-source.
+ * The caller hands them to the producer (or destroys them). */
+rd_kafka_headers_t *tr_state_headers(const char *writer, const char *topic, int32_t partition,
+                                     int64_t offset);
+
+/* Applies the state record m to t with strec.c's rules: user (room for
+ * EV_MAX_USER_ID + 1 bytes) gets its key, a tombstone its source from
+ * its header. SR_BAD_KEY when the key cannot be a userId (nothing
+ * applied); otherwise sr_apply's result and *why (why may be NULL). */
+enum sr_result tr_apply_state(struct st_table *t, const rd_kafka_message_t *m, char *user,
+                              const char **why);
 
 #endif

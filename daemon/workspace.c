@@ -60,17 +60,17 @@ static bool prepare(struct engine *e, struct job *j)
         eng_finish_simple(e, j, RES_SUCCEEDED, KIND_NONE, "replayed", NULL, NULL);
         return false;
     }
-    if (ev->type == EV_PROVISION) {
-        if (!j->conflict_msg)
-            return true;
-        conflict_recheck(e, j);
-        return false;
-    }
     struct st_kind kind;
     enum st_status st = st_get_kind(a->state, ev->user_id, ws, sizeof(ws), &kind, NULL, NULL, 0);
     if (st == ST_PRESENT && kind.subscriber) { /* one userId, one kind of thing */
         eng_finish_simple(e, j, RES_REJECTED, KIND_INVALID, NULL,
                           "the state table holds a subscriber for this userId", NULL);
+        return false;
+    }
+    if (ev->type == EV_PROVISION) {
+        if (!j->conflict_msg)
+            return true;
+        conflict_recheck(e, j);
         return false;
     }
     if (ev->workspace_id && !eng_id_allowed(e, j, st, ws, ev->workspace_id, "workspace"))

@@ -5,8 +5,9 @@ One broker with a SASL_SSL listener (SCRAM-SHA-512, a certificate from a
 test CA) and the StandardAuthorizer enforcing ACLs
 (allow.everyone.if.no.acl.found=false). bwprovd connects as the SCRAM user
 "bwprovd", its password read from a systemd-style credential
-(kafka.sasl.password = cred:kafka-password), trusting the test CA
-(kafka.ssl.ca.location); it never uses the harness's own listener.
+(kafka.sasl.password = cred:kafka-password), trusting the test CA, also
+a credential (kafka.ssl.ca.location = cred:kafka-ca: librdkafka gets the
+credential's path); it never uses the harness's own listener.
 
 The ACLs are the README's minimal set ("Kafka ACLs"), MINIMAL below.
 
@@ -31,6 +32,7 @@ log and in STATUS carries the note about librdkafka before 2.6.1.
 """
 import os
 import re
+import shutil
 import sys
 import time
 
@@ -59,13 +61,14 @@ REFUSED_RX = re.compile(r"Kafka refuses bwprovd")
 
 
 def daemon(mk, sim, creds):
+    shutil.copyfile(mk.ca_file, os.path.join(creds, "kafka-ca"))
     config = {
         "kafka.bootstrap.servers": mk.secure_bootstrap,
         "kafka.security.protocol": "SASL_SSL",
         "kafka.sasl.mechanisms": "SCRAM-SHA-512",
         "kafka.sasl.username": USER,
         "kafka.sasl.password": "cred:kafka-password",
-        "kafka.ssl.ca.location": mk.ca_file,
+        "kafka.ssl.ca.location": "cred:kafka-ca",
     }
     # One static group member, as one host's bwprovd.service restarted
     # again and again: each run takes over the last one's membership.

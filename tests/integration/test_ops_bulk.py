@@ -64,7 +64,7 @@ def check_export(d):
         check(ok, "progress on the terminal: %s" % what, detail)
     r = cli(d, "state", "export")
     check(r.returncode == 0 and len(r.stdout.splitlines()) == N and
-          r.stderr.strip() == "bwprovd state export: %d workspace(s) exported from %s"
+          r.stderr.strip() == "bwprovd state export: %d workspace(s) and 0 subscriber(s) exported from %s"
           % (N, bwtest.TOPIC_STATE), "export on pipes: its summary, no progress", r.stderr)
     log("export of %d: %.2f s (%.0f records/s, two readings)", N, r.seconds, N / r.seconds)
     return out

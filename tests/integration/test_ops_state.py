@@ -5,13 +5,15 @@ cluster, the simulator):
 * get: a provisioned user's record (workspace id = the simulator's, the
   event's source, removed false), a removed user's marker (exit 0, removed
   true), an unknown user (exit 1, one line on stderr);
-* export: every live record, one JSON line each, the removed left out;
+* export: every live record, one JSON line each (a subscriber's too), the
+  removed left out;
 * import of workspaces made before bwprovd (at the simulator directly):
   --dry-run writes nothing and says what would change; ids are checked
   (another resource's id, not base64url, a path, contradicting lines),
   each refusal with its line and reason; an entry is never replaced
   without --force, and with --force it is, keeping the entry's source;
-  a second run changes nothing; an export imports as all unchanged;
+  a second run changes nothing; an export imports as all unchanged, its
+  subscriber records skipped and counted (exit 0);
 * the running daemon takes the imported records: an update and a remove
   for imported users reach their imported workspaces and succeed (not
   "replayed": the import makes no event look applied);
@@ -29,16 +31,21 @@ from opscli import (bwtest, log, wsid, people_id, cli, sim_create, state_last,  
 
 USERS = ["%08d@ops.sp.example.com" % (70000000 + i) for i in range(12)]
 OLD = ["%08d@old.sp.example.com" % (80000000 + i) for i in range(5)]
+SUB = "90000000@sub.sp.example.com"
 
 
 def provision_all(mk, sim):
-    evs = [bwtest.provision(u) for u in USERS]
+    """The workspaces of USERS (the last one removed again) and SUB's
+    subscriber: {userId: id} as the simulator has them."""
+    evs = [bwtest.provision(u) for u in USERS] + [bwtest.sub_provision(SUB)]
     mk.produce(bwtest.TOPIC_EVENTS, evs)
     mk.consume(bwtest.TOPIC_RESULTS, count=len(evs), timeout=60)
     gone = bwtest.remove(USERS[-1])
     mk.produce(bwtest.TOPIC_EVENTS, [gone])
     mk.consume(bwtest.TOPIC_RESULTS, count=len(evs) + 1, timeout=60)
-    return {w["userId"]: w["id"] for w in sim.workspaces()["workspaces"]}
+    ids = {w["userId"]: w["id"] for w in sim.workspaces()["workspaces"]}
+    ids.update({x["userId"]: x["id"] for x in sim.subscribers()["subscribers"]})
+    return ids
 
 
 def check_tombstone(mk, d):
@@ -73,9 +80,10 @@ def check_get(d, ids):
 def check_export(d, ids, path):
     r = cli(d, "state", "export")
     recs = [json.loads(ln) for ln in r.stdout.splitlines()]
-    got = {x["userId"]: x["workspaceId"] for x in recs}
-    want = {u: ids[u] for u in USERS[:-1]}
-    check(r.returncode == 0 and got == want and len(recs) == len(want),
+    got = {x["userId"]: x.get("workspaceId") or x.get("subscriberId") for x in recs}
+    want = {u: ids[u] for u in USERS[:-1] + [SUB]}
+    check(r.returncode == 0 and got == want and len(recs) == len(want) and
+          [x["kind"] for x in recs if x["userId"] == SUB] == ["subscriber"],
           "state export: every live record once, the removed one left out",
           (r.returncode, sorted(got), r.stderr))
     with open(path, "w") as f:
@@ -173,8 +181,10 @@ def check_force(mk, d, other):
 
 def check_round_trip(d, export_path):
     r = cli(d, "state", "import", export_path)
-    check(r.returncode == 0 and summary(r.stdout) == "imported 0, unchanged %d, refused 0"
-          % (len(USERS) - 1), "an export imports back as all unchanged", (r.stdout, r.stderr))
+    check(r.returncode == 0 and summary(r.stdout) == "imported 0, unchanged %d, refused 0, "
+          "subscribers skipped 1" % (len(USERS) - 1) and
+          "1 subscriber record(s) not imported" in r.stderr,
+          "an export imports back as all unchanged, the subscriber skipped", (r.stdout, r.stderr))
 
 
 def check_daemon_takes_it(mk, sim, d, old):

@@ -26,7 +26,10 @@ interleaved at random, with a few workspace events among them:
 * ghost (8): a remove for a userId nobody has: succeeded, not_provisioned;
 * other (4): the userId belongs to a subscriber of another spEnterpriseId:
   the provision fails, kind conflict;
-* ws (8): workspace provision + update, in the same run.
+* ws (8): workspace provision + update, in the same run;
+* mix (4): a subscriber, then a workspace provision and update for the
+  same userId: both rejected (kind invalid: one userId, one kind of
+  thing); Webex never sees a workspace for it.
 
 Asserted besides: exactly one result per event; results of subscriber
 events carry subscriberId (the simulator's), the final status and
@@ -55,7 +58,7 @@ ENTERPRISE = "Reseller1+acme"
 # poll; a second poll is allowed for a slow machine.
 MAX_POLLS_PER_EVENT = 2
 GROUPS = (("ok", 40), ("mig", 8), ("email", 8), ("err", 8), ("upd", 16), ("rm", 16),
-          ("taken", 8), ("noid", 8), ("ghost", 8), ("other", 4), ("ws", 8))
+          ("taken", 8), ("noid", 8), ("ghost", 8), ("other", 4), ("ws", 8), ("mix", 4))
 OUTCOMES = {"mig": {"status": "pending_user_migration"},
             "email": {"status": "pending_email_input"},
             "err": {"status": "error", "errors": [{"errorCode": 1001,
@@ -123,6 +126,10 @@ def plan():
                 chain = [bwtest.provision(u, event_id=eid(0)),
                          bwtest.update(u, event_id=eid(1), extension="7%03d" % i)]
                 exp[eid(1)] = ("succeeded", None, None)
+            if group == "mix":
+                chain += [bwtest.provision(u, event_id=eid(1)),
+                          bwtest.update(u, event_id=eid(2), extension="8%03d" % i)]
+                exp.update({eid(k): ("rejected", "invalid", None) for k in (1, 2)})
             for ev in chain:
                 group_of[ev["eventId"]] = group
             wl.add_chain(u, chain, final=None)
@@ -138,7 +145,9 @@ def check_result(r, expect, group_of, sim_ids, problems):
     if (r["outcome"], got_kind, r.get("note")) != (outcome, kind, note):
         problems.append("%s: %s/%s/%s, expected %s/%s/%s (%s)" % (
             eid, r["outcome"], got_kind, r.get("note"), outcome, kind, note, r.get("error")))
-    if group_of[eid] == "ws":
+    if r["type"].startswith("workspace."):
+        if group_of[eid] == "mix" and r.get("workspaceId") is not None:
+            problems.append("%s: a rejected workspace event names %s" % (eid, r["workspaceId"]))
         return
     if "workspaceId" in r:
         problems.append("%s: a subscriber's result with workspaceId" % eid)
@@ -225,10 +234,12 @@ def main():
         lookups = sum(1 for r in sub_reqs if r["method"] == "GET" and r.get("query"))
         log("requests: %d to subscribers (%d polls, %d lookups), %d to workspaces",
             len(sub_reqs), sum(polls.values()), lookups, len(ws_reqs))
+        mixed = [r for r in ws_reqs if (r.get("userId") or "").startswith("mix")]
+        ck.check("no workspace request for a subscriber's userId", not mixed, mixed[:2])
         dlq = [m for m in mk.consume(bwtest.TOPIC_DLQ)]
-        failed = sum(1 for rs in grouped.values() if rs[-1]["outcome"] == "failed")
-        ck.check("failed events copied to the DLQ", len(dlq) == failed,
-                 "%d DLQ records, %d failed" % (len(dlq), failed))
+        failed = sum(1 for rs in grouped.values() if rs[-1]["outcome"] in ("failed", "rejected"))
+        ck.check("failed and rejected events copied to the DLQ", len(dlq) == failed,
+                 "%d DLQ records, %d failed or rejected" % (len(dlq), failed))
     scenario.report("subscribers", t0, events=len(events), polls=sum(polls.values()),
                     lookups=lookups)
     ck.done()

@@ -30,7 +30,10 @@ Steps (each wait bounded):
  6. Events produced on the host get results; `journalctl -u bwprovd
     BWPROVD_USER_ID=<user> -o json` returns the outcome entry with the
     structured fields; the catalog is installed; bwprovd chose the assignor
-    for the release's librdkafka (cooperative-sticky from 2.6.1 on).
+    for the release's librdkafka (cooperative-sticky from 2.6.1 on); a
+    scrape of metrics.listen (host network) counts the 3 provisions and
+    the service stays up (the packaged binary is built with
+    _FORTIFY_SOURCE, which the test builds are not).
  7. `systemctl reload`: succeeds, the job is logged as done, bwprovd logs
     the reload, the main PID stays and the unit stays active.
  8. Watchdog: a drop-in with WatchdogSec=3s; a healthy daemon keeps its
@@ -70,8 +73,10 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "packaging"))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import bwtest  # noqa: E402
 import debroot  # noqa: E402
+import scrape  # noqa: E402
 
 UNIT = "bwprovd.service"
 MAX_EXPOSURE = 2.0
@@ -326,7 +331,7 @@ class Container:
 # The test
 
 
-def config_text(mk, sim):
+def config_text(mk, sim, metrics):
     return "\n".join([
         "# written by tests/packaging/test_nspawn.py",
         "kafka.bootstrap.servers = %s" % mk.bootstrap,
@@ -338,6 +343,7 @@ def config_text(mk, sim):
         "webex.access_token_file = cred:webex-access-token",
         "startup.timeout_ms = 60000",
         "log.level = info",
+        "metrics.listen = %s" % metrics,
         "",
     ])
 
@@ -425,7 +431,23 @@ def check_assignor(c):
     log("librdkafka %s: %r" % (pkg, said[-1]))
 
 
+def check_metrics(c, metrics):
+    """The packaged (hardened, fortified) binary serves a scrape with the
+    per-partition samples and stays up."""
+    url = "http://%s/metrics" % metrics
+    text = wait_for("a scrape with the consumer lag of each partition",
+                    lambda: (lambda r: r[1] if r[0] == 200 and
+                             "bwprovd_kafka_consumer_lag_messages{" in r[1] else None)(
+                        scrape.http("GET", url)), 20)
+    check(re.search(r'^bwprovd_events_total\{type="workspace.provision",outcome="succeeded"\} 3$',
+                    text, re.M), "the scrape does not count 3 provisions:\n" + text)
+    s = c.show("ActiveState", "NRestarts")
+    check(s["ActiveState"] == "active" and s["NRestarts"] == "0", "after the scrape: %s" % s)
+    log("GET %s: %d bytes, 3 provisions counted, service still active" % (url, len(text)))
+
+
 def test(c, deb, mk, sim):
+    metrics = "127.0.0.1:%d" % scrape.free_port()
     # -- 3. install without systemd running ----------------------------------
     check(not os.path.exists(c.path("/run/systemd/system")),
           "the root has /run/systemd/system before boot")
@@ -460,7 +482,7 @@ def test(c, deb, mk, sim):
           "exit 78 was restarted: %s" % s)
 
     # -- 5. configure, token credential, start ----------------------------
-    c.write("/etc/bwprovd/bwprovd.conf", config_text(mk, sim), 0o644)
+    c.write("/etc/bwprovd/bwprovd.conf", config_text(mk, sim, metrics), 0o644)
     os.makedirs(c.path("/etc/credstore"), mode=0o700, exist_ok=True)
     os.chmod(c.path("/etc/credstore"), 0o700)
     c.write("/etc/credstore/bwprovd.webex-access-token", sim.token + "\n", 0o600)
@@ -517,6 +539,7 @@ def test(c, deb, mk, sim):
     check(MID_STARTED in p.stdout, "the journal catalog does not know %s" % MID_STARTED)
     log("catalog entry installed: %s" % p.stdout.strip().splitlines()[0])
     check_assignor(c)
+    check_metrics(c, metrics)
 
     # -- 7. reload --------------------------------------------------------
     cur = c.cursor()
@@ -597,7 +620,7 @@ def test(c, deb, mk, sim):
     p = c.sh(["dpkg", "-i", "/root/bwprovd.deb"], timeout=180)
     log("dpkg -i again with systemd running:\n" + p.stdout.strip())
     with open(c.path("/etc/bwprovd/bwprovd.conf")) as f:
-        check(f.read() == config_text(mk, sim), "the reinstall replaced the edited configuration")
+        check(f.read() == config_text(mk, sim, metrics), "the reinstall replaced the edited configuration")
     s = wait_for("the service running again after try-restart",
                  lambda: (lambda s: s if s["ActiveState"] == "active" and s["SubState"] == "running"
                           and s["MainPID"] not in ("0", pid) else None)(

@@ -365,6 +365,14 @@ static void test_kafka(void)
         }
     CHECK_EQ_INT(groups, 1);
     CHECK_EQ_INT(c.n_kafka, 4);
+    /* What each client gets: its own scope's value or the shared one. */
+    CHECK_EQ_STR(cfg_kafka_value(&c, CFG_KAFKA_CONSUMER, "group.id"), "my-group");
+    CHECK_NULL(cfg_kafka_value(&c, CFG_KAFKA_PRODUCER, "group.id"));
+    CHECK_EQ_STR(cfg_kafka_value(&c, CFG_KAFKA_PRODUCER, "bootstrap.servers"),
+                 "127.0.0.1:9092,127.0.0.1:9093");
+    CHECK_EQ_STR(cfg_kafka_value(&c, CFG_KAFKA_CONSUMER, "session.timeout.ms"), "10000");
+    CHECK_NULL(cfg_kafka_value(&c, CFG_KAFKA_PRODUCER, "session.timeout.ms"));
+    CHECK_NULL(cfg_kafka_value(&c, CFG_KAFKA_CONSUMER, "no.such.property"));
     cfg_free(&c);
 }
 
@@ -523,6 +531,20 @@ static void test_credentials_required(void)
                       NULL, 0, err, sizeof(err)),
                  -1);
     CHECK_CONTAINS(err, "retry.backoff_initial_ms");
+    cfg_free(&c);
+
+    /* So are the subscriber polls: the first poll within both bounds. */
+    CHECK_EQ_INT(load(&c,
+                      TOKEN_LINE "subscriber.poll_interval_ms = 5000\n"
+                                 "subscriber.poll_max_interval_ms = 1000\n",
+                      NULL, 0, err, sizeof(err)),
+                 -1);
+    CHECK_CONTAINS(err,
+                   "subscriber.poll_interval_ms: 5000 is above subscriber.poll_max_interval_ms");
+    cfg_free(&c);
+    CHECK_EQ_INT(
+        load(&c, TOKEN_LINE "subscriber.poll_limit_ms = 1000\n", NULL, 0, err, sizeof(err)), -1);
+    CHECK_CONTAINS(err, "subscriber.poll_interval_ms: 2000 is above subscriber.poll_limit_ms 1000");
     cfg_free(&c);
 }
 

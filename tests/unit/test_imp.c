@@ -85,6 +85,10 @@ static void test_csv_header(void)
     imp_init(&p);
     CHECK_EQ_INT(line(&p, "userId,workspaceId,userid", &r), IMP_BAD);
     CHECK_CONTAINS(why, "twice");
+    /* after a refused header no row is read by position */
+    CHECK_EQ_INT(line(&p, "u1," WS1 ",x", &r), IMP_BAD);
+    CHECK_CONTAINS(why, "header line was refused");
+    CHECK_NULL(r);
 }
 
 static void test_jsonl(void)
@@ -113,8 +117,23 @@ static void test_jsonl(void)
     CHECK_EQ_INT(line(&p, "{\"userId\":\"u2\",\"workspaceId\":\"" WS1 "\",\"removed\":true}", &r),
                  IMP_BAD);
     CHECK_CONTAINS(why, "removed marker");
-    CHECK_EQ_INT(line(&p, "{\"kind\":\"subscriber\",\"userId\":\"u2\"}", &r), IMP_BAD);
+    /* a subscriber's record (of an export) is not imported, nor refused */
+    CHECK_EQ_INT(line(&p, "{\"kind\":\"subscriber\",\"userId\":\"u2\"}", &r), IMP_SUBSCRIBER);
+    CHECK_NULL(r);
+    CHECK_EQ_INT(line(&p, "{\"kind\":\"subscriber\",\"userId\":\"u2\",\"removed\":true}", &r),
+                 IMP_BAD);
+    CHECK_CONTAINS(why, "removed marker");
+    CHECK_EQ_INT(line(&p, "{\"kind\":\"device\",\"userId\":\"u2\"}", &r), IMP_BAD);
     CHECK_CONTAINS(why, "kind");
+    /* text beyond ASCII (json-c 0.18's strict mode refused it: jstrict) */
+    CHECK_EQ_INT(line(&p,
+                      "{\"userId\":\"caf\xc3\xa9@sp\",\"workspaceId\":\"" WS1
+                      "\",\"displayName\":\"Salle \xc3\xa9t\xc3\xa9\"}",
+                      &r),
+                 IMP_ROW);
+    CHECK_EQ_STR(r->f[IMP_DISPLAY], "Salle \xc3\xa9t\xc3\xa9");
+    free(r);
+    r = NULL;
     CHECK_EQ_INT(line(&p, "{\"userId\":42,\"workspaceId\":\"" WS1 "\"}", &r), IMP_BAD);
     CHECK_CONTAINS(why, "userId is not a string");
     CHECK_EQ_INT(line(&p, "{\"userId\":\"u\\u0000x\",\"workspaceId\":\"" WS1 "\"}", &r), IMP_BAD);

@@ -45,7 +45,21 @@ static void test_coords(void)
     CHECK_EQ_INT(src.offset, 9);
 
     struct st_src untouched = {NULL, -7, -7};
-    static const char *const bad[] = {"", "x", "x/1", "x/y/z", "x/1/z"};
+    v = "bwprovd:import/-1/-1";
+    CHECK(sr_parse_coords(v, strlen(v), topic, sizeof(topic), &src));
+    CHECK(src.partition == -1 && src.offset == -1);
+    /* whole numbers in range only: no trailing text, no overflow */
+    static const char *const bad[] = {"",
+                                      "x",
+                                      "x/1",
+                                      "x/y/z",
+                                      "x/1/z",
+                                      "x/3x/5",
+                                      "x/3/5 ",
+                                      "x/ 3/5",
+                                      "x/2147483648/5",
+                                      "x/1/+-1",
+                                      "x/1/99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         CHECK(!sr_parse_coords(bad[i], strlen(bad[i]), topic, sizeof(topic), &untouched));
         CHECK(untouched.topic == NULL && untouched.partition == -7);
