@@ -85,7 +85,8 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: bwprovd [-c FILE] [-X key=value]... state get USERID\n"
             "       bwprovd [-c FILE] [-X key=value]... state export\n"
-            "       bwprovd [-c FILE] [-X key=value]... state import FILE [--dry-run] [--force]\n"
+            "       bwprovd [-c FILE] [-X key=value]... state import FILE [--dry-run] [--force] "
+            "[--skip-bad]\n"
             "       bwprovd [-c FILE] [-X key=value]... dlq list [FILTER]...\n"
             "       bwprovd [-c FILE] [-X key=value]... dlq replay [FILTER]... [--dry-run] "
             "[--force]\n"
@@ -103,10 +104,12 @@ enum {
     O_KIND,
     O_SINCE,
     O_UNTIL,
+    O_SKIP_BAD,
 };
 #define ALLOW_DRY (1u << 0)
 #define ALLOW_FORCE (1u << 1)
 #define ALLOW_FILTER (1u << 2)
+#define ALLOW_SKIP_BAD (1u << 3)
 
 struct verb {
     const char *noun, *verb;
@@ -119,7 +122,7 @@ struct verb {
 static const struct verb verbs[] = {
     {"state", "get", "USERID", 0, cli_state_get, false},
     {"state", "export", NULL, 0, cli_state_export, false},
-    {"state", "import", "FILE", ALLOW_DRY | ALLOW_FORCE, cli_state_import, true},
+    {"state", "import", "FILE", ALLOW_DRY | ALLOW_FORCE | ALLOW_SKIP_BAD, cli_state_import, true},
     {"dlq", "list", NULL, ALLOW_FILTER, cli_dlq_list, false},
     {"dlq", "replay", NULL, ALLOW_FILTER | ALLOW_DRY | ALLOW_FORCE, cli_dlq_replay, true},
 };
@@ -194,6 +197,10 @@ static int one_option(int o, struct cli_args *a, unsigned *seen, struct cli_conf
         *seen |= ALLOW_FORCE;
         a->force = true;
         return -1;
+    case O_SKIP_BAD:
+        *seen |= ALLOW_SKIP_BAD;
+        a->skip_bad = true;
+        return -1;
     case O_USER:
         *seen |= ALLOW_FILTER;
         a->filter.user = optarg;
@@ -237,15 +244,11 @@ static int parse(int argc, char **argv, struct cli_args *a, struct cli_config *c
                  const struct verb **v)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {"dry-run", no_argument, NULL, O_DRY},
-        {"force", no_argument, NULL, O_FORCE},
-        {"user", required_argument, NULL, O_USER},
-        {"kind", required_argument, NULL, O_KIND},
-        {"since", required_argument, NULL, O_SINCE},
-        {"until", required_argument, NULL, O_UNTIL},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},    {"help", no_argument, NULL, 'h'},
+        {"dry-run", no_argument, NULL, O_DRY},       {"force", no_argument, NULL, O_FORCE},
+        {"skip-bad", no_argument, NULL, O_SKIP_BAD}, {"user", required_argument, NULL, O_USER},
+        {"kind", required_argument, NULL, O_KIND},   {"since", required_argument, NULL, O_SINCE},
+        {"until", required_argument, NULL, O_UNTIL}, {NULL, 0, NULL, 0},
     };
     unsigned seen = 0;
     int o, rc;

@@ -40,6 +40,7 @@ struct cli_args {
     const char *verb; /* "get", "export", "import", "list", "replay" */
     const char *arg;  /* USERID or FILE */
     bool dry_run, force;
+    bool skip_bad; /* state import: write the valid rows although some were refused */
     struct dq_filter filter;
 };
 

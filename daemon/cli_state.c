@@ -278,6 +278,7 @@ struct import {
     bool *done;       /* per row: Kafka acknowledged its record */
     uint64_t refused; /* lines refused (parse, checks, conflicts, map) */
     uint64_t unchanged;
+    uint64_t held;        /* changes not written: refused lines and no --skip-bad */
     uint64_t subscribers; /* subscriber records skipped (lines of an export) */
     const char *origin;   /* the file's name for "importedFrom" */
 };
@@ -317,7 +318,8 @@ static void say_refusals(struct cli *c, struct import *im)
     if (im->n_refusals) /* qsort's array must not be NULL, even empty */
         qsort(im->refusals, im->n_refusals, sizeof(*im->refusals), by_line);
     for (size_t i = 0; i < im->n_refusals; i++)
-        cli_say(c, "refused line %u%s", im->refusals[i].line, im->refusals[i].text);
+        cli_say(c, "refused %s:%u%s", strcmp(c->args.arg, "-") == 0 ? "stdin" : c->args.arg,
+                im->refusals[i].line, im->refusals[i].text);
 }
 
 static int keep_row(struct import *im, struct imp_row *r)
@@ -514,6 +516,20 @@ static int write_rows(struct cli *c, struct import *im, struct st_table *t)
     return rc != CLI_OK ? rc : flushed;
 }
 
+/* A file with a refused line writes nothing (unless --skip-bad): its
+ * other changes are held back, counted, and left as they are (as if
+ * unchanged, but not counted so). */
+static void hold_back(struct import *im)
+{
+    for (size_t i = 0; i < im->n; i++) {
+        struct imp_row *r = im->rows[i];
+        if (r->action == IMP_NEW || r->action == IMP_REPLACE) {
+            r->action = IMP_UNCHANGED;
+            im->held++;
+        }
+    }
+}
+
 static int summary(struct cli *c, const struct import *im, int rc)
 {
     uint64_t todo = 0, done = 0;
@@ -526,9 +542,16 @@ static int summary(struct cli *c, const struct import *im, int rc)
            im->unchanged, im->refused);
     if (!c->args.dry_run && done < todo)
         printf(", not written %" PRIu64, todo - done);
+    if (im->held)
+        printf(", held back %" PRIu64, im->held);
     if (im->subscribers)
         printf(", subscribers skipped %" PRIu64, im->subscribers);
     printf("%s\n", c->args.dry_run ? " (dry run: nothing written)" : "");
+    if (im->held)
+        cli_say(c,
+                "nothing %s: %" PRIu64
+                " line(s) refused; correct them, or import the other %" PRIu64 " with --skip-bad",
+                c->args.dry_run ? "would be written" : "written", im->refused, im->held);
     if (im->subscribers)
         cli_say(c,
                 "%" PRIu64 " subscriber record(s) not imported: bwprovd finds a subscriber's id "
@@ -558,7 +581,9 @@ static int import_into(struct cli *c, struct import *im, struct st_table *t)
         return out_of_memory(c);
     if ((rc = decide_rows(c, im, t)) != CLI_OK)
         return rc;
-    if (!c->args.dry_run)
+    if (im->refused && !c->args.skip_bad)
+        hold_back(im); /* all or nothing */
+    else if (!c->args.dry_run)
         rc = write_rows(c, im, t);
     report_changes(c, im);
     say_refusals(c, im);

@@ -10,7 +10,8 @@ cluster, the simulator):
 * import of workspaces made before bwprovd (at the simulator directly):
   --dry-run writes nothing and says what would change; ids are checked
   (another resource's id, not base64url, a path, contradicting lines),
-  each refusal with its line and reason; an entry is never replaced
+  each refusal with its file:line and reason; a file with a refused line
+  writes nothing, --skip-bad writes its other rows; an entry is never replaced
   without --force, and with --force it is, keeping the entry's source;
   a second run changes nothing; an export imports as all unchanged, its
   subscriber records skipped and counted (exit 0);
@@ -119,30 +120,46 @@ def import_file(d, sim, ids):
 def check_dry_run(mk, d, path, old, bad):
     before = mk.consume(bwtest.TOPIC_STATE)
     r = cli(d, "state", "import", path, "--dry-run")
+    held = cli(d, "state", "import", path, "--dry-run", "--skip-bad")
     after = mk.consume(bwtest.TOPIC_STATE)
-    would = [ln for ln in r.stdout.splitlines() if ln.startswith("would import ") and "(line" in ln]
-    check(r.returncode == 1 and len(would) == len(old) and len(after) == len(before) and
-          summary(r.stdout) == "would import 5, unchanged 0, refused %d (dry run: nothing written)"
-          % len(bad),
-          "import --dry-run: says what would change, writes nothing, exits 1 (refusals)",
-          (r.returncode, r.stdout, len(before), len(after)))
+    would = [ln for ln in held.stdout.splitlines()
+             if ln.startswith("would import ") and "(line" in ln]
+    check(r.returncode == 1 and "(line" not in r.stdout and
+          summary(r.stdout) == "would import 0, unchanged 0, refused %d, held back 5 (dry run: "
+          "nothing written)" % len(bad) and "--skip-bad" in r.stderr,
+          "import --dry-run: a file with refused lines would write nothing (all or nothing)",
+          (r.returncode, r.stdout, r.stderr[-500:]))
+    check(held.returncode == 1 and len(would) == len(old) and len(after) == len(before) and
+          summary(held.stdout) == "would import 5, unchanged 0, refused %d (dry run: nothing "
+          "written)" % len(bad),
+          "import --dry-run --skip-bad: says what would change, writes nothing, exits 1",
+          (held.returncode, held.stdout, len(before), len(after)))
     return r
 
 
-def check_refusals(r, bad):
-    refused = [ln for ln in r.stderr.splitlines() if "refused line" in ln]
+def check_refusals(r, path, bad):
+    """One line per refused line, naming file:line, in line order."""
+    prefix = "refused %s:" % path
+    refused = [ln for ln in r.stderr.splitlines() if prefix in ln]
     check(len(refused) == len(bad), "one refusal line per refused line", r.stderr)
     for _, (_, why) in bad.items():
         check(any(why in ln for ln in refused), "a refusal says: %s" % why, r.stderr)
-    nums = [int(ln.split("refused line ")[1].split()[0].rstrip(":")) for ln in refused]
+    nums = [int(ln.split(prefix)[1].split()[0].rstrip(":")) for ln in refused]
     check(nums == sorted(nums), "refusals in line order", nums)
 
 
 def check_import(mk, d, path, old, bad):
+    before = len(mk.consume(bwtest.TOPIC_STATE))
     r = cli(d, "state", "import", path)
+    check(r.returncode == 1 and summary(r.stdout) == "imported 0, unchanged 0, refused %d, "
+          "held back 5" % len(bad) and len(mk.consume(bwtest.TOPIC_STATE)) == before,
+          "import of a file with refused lines: nothing written, exit 1", (r.stdout, r.stderr))
+    check_refusals(r, path, bad)
+    r = cli(d, "state", "import", path, "--skip-bad")
     check(r.returncode == 1 and summary(r.stdout) == "imported 5, unchanged 0, refused %d"
-          % len(bad), "import: 5 imported, the rest refused, exit 1", (r.stdout, r.stderr))
-    check_refusals(r, bad)
+          % len(bad), "import --skip-bad: 5 imported, the rest refused, exit 1",
+          (r.stdout, r.stderr))
+    check_refusals(r, path, bad)
     last = state_last(mk)
     for u in OLD:
         rec = last.get(u)
@@ -154,7 +171,7 @@ def check_import(mk, d, path, old, bad):
     rec = json.loads(r.stdout)
     check(rec["displayName"] == "Old room, 2" and rec["extension"] == "50002" and
           rec["eventId"] is None, "state get shows the imported record", r.stdout)
-    r = cli(d, "state", "import", path)
+    r = cli(d, "state", "import", path, "--skip-bad")
     check(summary(r.stdout) == "imported 0, unchanged 5, refused %d" % len(bad),
           "the same import again changes nothing", r.stdout)
 
@@ -238,7 +255,7 @@ def main():
         check_export(d, ids, export_path)
         path, old, other, bad = import_file(d, sim, ids)
         r = check_dry_run(mk, d, path, old, bad)
-        check_refusals(r, bad)
+        check_refusals(r, path, bad)
         check_import(mk, d, path, old, bad)
         check_force(mk, d, other)
         check_round_trip(d, export_path)
