@@ -209,6 +209,9 @@ def main():
             d.wait_ready(60)
             mk.produce(bwtest.TOPIC_EVENTS, events[:OK_USERS + 3])
             scenario.wait_results(mk, [e["eventId"] for e in events[:OK_USERS + 3]], 60)
+            # the counters move with the run: the first batch alone first
+            bwtest.wait_until(lambda: prom.value("sum(bwprovd_events_total)") == OK_USERS + 3,
+                              timeout=30, interval=0.5, desc="Prometheus scraping the first batch")
             mk.produce(bwtest.TOPIC_EVENTS, events[OK_USERS + 3:] + bad)
             scenario.wait_results(mk, [e["eventId"] for e in events], 60)
             bwtest.wait_until(lambda: len(mk.consume(bwtest.TOPIC_RESULTS)) >= 28, timeout=30,
