@@ -43,6 +43,13 @@ Scenarios (each repeated --reps times, default 3; median, min and max):
   topic at the same time; load time = start until "state table caught up"
   (includes the consumer-group join), bytes per workspace = (VmRSS with -
   VmRSS without) / records, a second after both caught up.
+* memory.state_table_real_kafka: the same load from one Apache Kafka
+  broker (tests/lib/realkafka.py, the state topic compacted, 12
+  partitions): load time and peak RSS (VmHWM) with the table and without.
+* memory.subscribers_pending: 10,000 subscriber provisions pending at once
+  (the simulator provisions each 20 s after its POST), polled through
+  webex.rate_limit 1,000/s: the daemon's peak RSS while all are pending,
+  and the most requests in any second.
 * event_latency: a paced producer at 50% of the measured capacity at the
   latency point (50 ms x 256); per event: result timestamp - event
   timestamp - time the simulator held the request (doneUs - recvUs from its
@@ -87,6 +94,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 import bwtest  # noqa: E402
+import realkafka  # noqa: E402
 
 EVENTS, RESULTS, STATE = bwtest.TOPIC_EVENTS, bwtest.TOPIC_RESULTS, bwtest.TOPIC_STATE
 MIB = 1024 * 1024
@@ -129,6 +137,10 @@ FULL = dict(
     backlog_mif=None,     # None: the default webex.max_in_flight (64)
     state_records=1000000,
     state_partitions=256,
+    state_partitions_real=12,
+    subscriber_pending=10000,
+    subscriber_rate=1000,
+    subscriber_delay_ms=20000,
     latency_point=(50, 256),
     latency_s=10.0,
     latency_warmup_s=1.0,
@@ -157,6 +169,10 @@ SMOKE = dict(
     backlog_mif=None,
     state_records=5000,
     state_partitions=16,
+    state_partitions_real=4,
+    subscriber_pending=300,
+    subscriber_rate=200,
+    subscriber_delay_ms=3000,
     latency_point=(10, 64),
     latency_s=1.5,
     latency_warmup_s=0.2,
@@ -655,9 +671,13 @@ class Rig:
     """MockKafka + WebSim, and bwprovd daemons started on them."""
 
     def __init__(self, ctx, name, mif=None, tls=False, partitions=16, topics=None,
-                 config=None):
+                 config=None, real=False):
         self.ctx, self.name, self.mif, self.tls = ctx, name, mif, tls
-        self.mk = bwtest.MockKafka(partitions=partitions, topics=topics, binary=ctx.mockkafka)
+        if real:  # Apache Kafka (tests/lib/realkafka.py), one broker
+            self.mk = realkafka.RealKafka(partitions=partitions, topics=topics)
+        else:
+            self.mk = bwtest.MockKafka(partitions=partitions, topics=topics,
+                                       binary=ctx.mockkafka)
         self.sim = bwtest.WebSim(binary=ctx.websim, tls=ctx.tls_files() if tls else None,
                                  args=["--seed", "1"])
         self.config = dict(config or {})
@@ -737,7 +757,7 @@ class Rig:
     def pids(self, d=None):
         d = d or self.d
         return {"bwprovd": d.pid if d else None, "websim": self.sim.proc.pid,
-                "mockkafka": self.mk.proc.pid}
+                "mockkafka": getattr(getattr(self.mk, "proc", None), "pid", None)}
 
     def stop(self):
         for d in self.daemons:
@@ -1309,6 +1329,117 @@ def scenario_state(ctx):
             "rss_without_mib": spread([r["rss_without_mib"] for r in runs])}
 
 
+def scenario_state_real(ctx):
+    """The state table's load from Apache Kafka: state_records records on
+    the compacted state topic of one real broker (the mock cluster's limit
+    of ~5 MB a partition does not apply, so the SPEC's 12 partitions),
+    produced with kcat; a daemon on it and one on an empty state topic
+    started together."""
+    p = ctx.p
+    n, parts = p["state_records"], p["state_partitions_real"]
+    rig = Rig(ctx, "state-real", partitions=parts, real=True,
+              topics={EMPTY_STATE: parts, EMPTY_EVENTS: parts})
+    runs = []
+    try:
+        rig.start(daemon=False)
+        t = time.monotonic()
+        rig.kafka.produce(bwtest.TOPIC_STATE, (state_chunk(i, min(n, i + 50000))
+                                               for i in range(0, n, 50000)),
+                          headers={"bwprovd-writer": "bench-preload"}, timeout=900)
+        produce_s = time.monotonic() - t
+        stored = (sum(rig.kafka.end_offsets(bwtest.TOPIC_STATE)) -
+                  sum(rig.kafka.low_offsets(bwtest.TOPIC_STATE)))
+        if stored != n:
+            raise bwtest.HarnessError("the broker kept %d of %d state records" % (stored, n))
+        say("state-real: %d records produced to Apache Kafka %s in %.1f s", n,
+            rig.mk.version, produce_s)
+        for rep in range(p["reps"]):
+            dw = rig.spawn({"kafka.group.id": "bench-real-with-%d" % rep})
+            do = rig.spawn({"topic.state": EMPTY_STATE, "topic.events": EMPTY_EVENTS,
+                            "kafka.group.id": "bench-real-without-%d" % rep})
+            load_with, load_without = rig.wait_consuming(dw), rig.wait_consuming(do)
+            time.sleep(1.0)
+            mw, mo = proc_mem(dw.pid), proc_mem(do.pid)
+            runs.append({"load_s": load_with, "start_s_empty_table": load_without,
+                         "hwm_with_mib": mw["hwm"] / MIB, "hwm_without_mib": mo["hwm"] / MIB,
+                         "rss_with_mib": mw["rss"] / MIB, "rss_without_mib": mo["rss"] / MIB})
+            say("state-real run %d: %d loaded in %.1f s (empty table: %.1f s), peak RSS "
+                "%.1f MiB (empty table %.1f MiB)", rep + 1, n, load_with, load_without,
+                mw["hwm"] / MIB, mo["hwm"] / MIB)
+            for d in (dw, do):
+                d.stop(timeout=30)
+                d.close()
+            rig.daemons = []
+    finally:
+        rig.stop()
+    return {"machine": ctx.machine, "records": n, "state_partitions": parts,
+            "kafka_version": rig.mk.version, "produce_s": produce_s, "runs": runs,
+            "method": "as memory.state_table, on one Apache Kafka broker (KRaft, loopback) "
+                      "with the state topic cleanup.policy=compact; load_s = start to 'state "
+                      "table caught up'; peak RSS = VmHWM a second after both caught up",
+            "load_s": spread([r["load_s"] for r in runs]),
+            "start_s_empty_table": spread([r["start_s_empty_table"] for r in runs]),
+            "hwm_with_mib": spread([r["hwm_with_mib"] for r in runs]),
+            "hwm_without_mib": spread([r["hwm_without_mib"] for r in runs])}
+
+
+def subscriber_lines(tag, n):
+    return b"".join(("%s\x1f%s\n" % bwtest.event_record(bwtest.sub_provision(
+        "%s-%06d@subs.bench" % (tag, i), event_id="%s-%06d" % (tag, i)))).encode()
+        for i in range(n))
+
+
+def scenario_subscribers(ctx):
+    """subscriber_pending provisions at once, each provisioned by the
+    simulator subscriber_delay_ms after its POST: all pending together
+    (pipeline.max_pending 10,000 is the default bound), polled on the
+    default schedule (2 s doubling) through webex.rate_limit."""
+    p = ctx.p
+    n, rate, delay = p["subscriber_pending"], p["subscriber_rate"], p["subscriber_delay_ms"]
+    rig = Rig(ctx, "subscribers", config={"webex.rate_limit": rate})
+    try:
+        rig.start()
+        rig.sim.subscriber_settings(delay_ms=delay)
+        seq0, base = last_seq(rig.sim), rig.kafka.end_offsets(RESULTS)
+        t0 = time.monotonic()
+        rig.kafka.produce(EVENTS, subscriber_lines(ctx.tag("sub"), n))
+        peak = {"pending": 0, "hwm": 0}
+
+        def all_pending():
+            pending = sim_call(rig.sim.stats)["subscribersByStatus"].get("provisioning", 0)
+            peak["pending"] = max(peak["pending"], pending)
+            return pending >= n
+        wait_for(all_pending, 300, 0.2, "%d subscribers pending at once" % n)
+        t_pending = time.monotonic() - t0
+        peak["hwm"] = proc_mem(rig.d.pid).get("hwm", 0)
+        wait_for(lambda: rig.kafka.count_since(RESULTS, base) >= n, 900, 0.5,
+                 "%d subscriber results" % n)
+        took = time.monotonic() - t0
+        mem = proc_mem(rig.d.pid)
+        reqs = requests_since(rig.sim, seq0)
+        times = sorted(r["recvUs"] for r in reqs)
+        polls = sum(1 for r in reqs if r["method"] == "GET")
+        violations = (sim_call(rig.sim.stats).get("violations") or {}).get("retryAfter")
+    finally:
+        rig.stop()
+    per_s = window_max(times, 1000000) if times else 0
+    say("subscribers: %d pending at once after %.1f s (peak RSS then %.1f MiB, %.1f MiB at "
+        "the end); %d requests (%d polls) in %.1f s, at most %d in a second (rate limit %d/s)",
+        peak["pending"], t_pending, peak["hwm"] / MIB, mem.get("hwm", 0) / MIB, len(reqs),
+        polls, took, per_s, rate)
+    return {"machine": ctx.machine, "subscribers": n, "rate_limit_per_s": rate,
+            "simulator_delay_ms": delay, "pending_peak": peak["pending"],
+            "all_pending_after_s": t_pending, "hwm_all_pending_mib": peak["hwm"] / MIB,
+            "hwm_end_mib": mem.get("hwm", 0) / MIB, "requests": len(reqs), "polls": polls,
+            "polls_per_subscriber": polls / n, "max_requests_in_a_second": per_s,
+            "retry_after_violations": violations, "duration_s": took,
+            "method": "subscriber.provision events produced at once; the simulator answers "
+                      "'provisioning' and provisions each simulator_delay_ms after its POST; "
+                      "pending = the simulator's subscribers in status provisioning; peak RSS "
+                      "= the daemon's VmHWM when all were pending and at the end; request "
+                      "rate = the most requests the simulator received in any 1 s window"}
+
+
 def after_malloc_trim(ctx, dw, do, n):
     """Diagnosis: VmRSS after gdb makes both daemons call malloc_trim(0),
     i.e. without the heap glibc keeps after the load (freed fetch buffers)."""
@@ -1754,6 +1885,10 @@ REQUIRED = [
     "memory.backlog.peak_rss_mib.min", "memory.backlog.peak_rss_mib.max",
     "memory.state_table.machine", "memory.state_table.load_s.median",
     "memory.state_table.bytes_per_workspace.median", "memory.state_table.lookup_check",
+    "memory.state_table_real_kafka.load_s.median",
+    "memory.state_table_real_kafka.hwm_with_mib.median",
+    "memory.subscribers_pending.pending_peak", "memory.subscribers_pending.hwm_all_pending_mib",
+    "memory.subscribers_pending.max_requests_in_a_second",
     "event_latency.machine", "event_latency.overhead_ms.p50.median",
     "event_latency.overhead_ms.p99.median", "event_latency.rate_per_s",
     "rate_limit.machine", "rate_limit.limits[].configured_per_s",
@@ -1960,6 +2095,8 @@ SCENARIOS = [
     ("rate", "rate_limit", scenario_rate),
     ("backlog", "memory.backlog", scenario_backlog),
     ("state", "memory.state_table", scenario_state),
+    ("state-real", "memory.state_table_real_kafka", scenario_state_real),
+    ("subscribers", "memory.subscribers_pending", scenario_subscribers),
 ]
 
 

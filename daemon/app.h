@@ -173,6 +173,7 @@ struct app {
     struct mx *mx;           /* counters; NULL while metrics.listen is unset */
     struct metrics *metrics; /* the /metrics listener */
     atomic_bool kafka_seen;  /* Kafka answered at start-up */
+    atomic_bool producer_id; /* the idempotent producer has its producer id */
     atomic_bool assignment;  /* the group assigned this member (perhaps no partition) */
     atomic_llong part_lag[APP_MAX_PARTITIONS];        /* messages; -1: not known */
     atomic_llong part_oldest_us[APP_MAX_PARTITIONS];  /* lowest unfinished event consumed */

@@ -223,7 +223,7 @@ static void fatal_status(struct app *a)
 /* --- watchdog --- */
 
 /* A thread counts as hung when its counter has not moved for a whole
- * watchdog interval (the producer's moves once a second, so at least 3 s). */
+ * watchdog interval (the producer's moves five times a second). */
 struct watchdog {
     uint64_t usec; /* WATCHDOG_USEC; 0: off */
     int64_t next_us;
@@ -464,13 +464,49 @@ static int replay_journal(struct app *a, int sfd, const struct opts *o)
     return -1;
 }
 
+/* No event is taken before the idempotent producer has its producer id:
+ * without it bwprovd's records could be duplicated or reordered on a
+ * retry, and a broker that cannot give one (too old, or the cluster
+ * refuses it) is a fatal error (kafka_fatal: exit 78). The id comes
+ * soon after Kafka answers; the next statistics (every 200 ms) say so.
+ * Returns 0, or the exit status. */
+static int wait_producer_id(struct app *a, int sfd, const struct opts *o)
+{
+    int64_t deadline = app_now_us() + a->cfg.startup_timeout_ms * 1000;
+    ntf_status("Waiting for Kafka to give the idempotent producer its id");
+    while (!atomic_load(&a->stopping) && !atomic_load(&a->fatal)) {
+        rd_kafka_poll(a->producer, 0); /* its error and statistics callbacks */
+        if (atomic_load(&a->producer_id))
+            return 0;
+        if (app_now_us() >= deadline) {
+            log_err("Kafka gave the idempotent producer no producer id within "
+                    "startup.timeout_ms (%ld ms)",
+                    a->cfg.startup_timeout_ms);
+            ntf_status("Kafka gave the idempotent producer no id at start-up (see the journal)");
+            return EXIT_UNAVAILABLE;
+        }
+        struct pollfd p = {sfd, POLLIN, 0};
+        if (poll(&p, 1, 100) > 0)
+            handle_signals(a, sfd, o);
+    }
+    if (atomic_load(&a->stopping) && !atomic_load(&a->fatal))
+        return 0;
+    fatal_status(a);
+    return atomic_load(&a->fatal_status) ? atomic_load(&a->fatal_status) : EXIT_FATAL;
+}
+
 static int start(struct app *a, rd_kafka_t *loader_rk, int sfd, const struct opts *o)
 {
+    int rc;
     if (wait_kafka(a, sfd, o) != 0) {
         rd_kafka_destroy(loader_rk);
         return atomic_load(&a->stopping) ? 0 : EXIT_UNAVAILABLE;
     }
-    if (loader_start(a, loader_rk) != 0 || replay_journal(a, sfd, o) != 0)
+    if (loader_start(a, loader_rk) != 0)
+        return EXIT_UNAVAILABLE;
+    if ((rc = wait_producer_id(a, sfd, o)) != 0) /* while the state table loads */
+        return rc;
+    if (replay_journal(a, sfd, o) != 0)
         return EXIT_UNAVAILABLE;
     if (atomic_load(&a->stopping))
         return 0;

@@ -203,9 +203,11 @@ static void poll_later(struct engine *e, struct job *j, const struct sm_verdict 
     }
     if (v->record && job_owned(eng_app(e), j))
         outcome_note_pending(eng_app(e), j, j->ws, r);
-    if (j->sub_step != SM_STEP_POLL) {
+    if (j->sub_step != SM_STEP_POLL) { /* the first poll of the event: say what it waits for */
         j->poll_since_us = now;
         j->polls = 0;
+        log_info("%s %s: subscriber %s is %s; polling it", ev_type_name(j->ev.kind, j->ev.type),
+                 j->ev.user_id, j->ws ? j->ws : "?", r->status ? r->status : "not final");
     }
     j->polls++;
     go(e, j, SM_STEP_POLL, now + v->poll_ms * 1000);

@@ -5,6 +5,7 @@ workspace among them), and the outcomes as a table. Everything is shut down
 at the end, whatever happens."""
 import json
 import os
+import re
 import sys
 import time
 
@@ -14,6 +15,10 @@ import bwtest  # noqa: E402
 SEED_USER = "95547321@sp.com"
 SEED_PROVISIONING_ID = ("ZjViMzYxODctYzhkZC00NzI3LThiMmYtZjljNDQ3ZjI5MDQ2OjQyODVmNTk0LTViNTEtNDdi"
                         "ZS05Mzk2LTZjMzZlMmFkODNhNQ")
+
+
+ERROR_USER = "eve@acme.sp.com"
+EMAIL_USER = "val@acme.sp.com"
 
 
 def events():
@@ -36,6 +41,10 @@ def events():
         bwtest.sub_update("95547322@sp.com", package="premium"),
         bwtest.sub_provision("jane@acme.sp.com", firstName="Jane", lastName="Doe",
                              package="standard"),
+        # Webex ends these two elsewhere: in error, and waiting for the person
+        bwtest.sub_provision(ERROR_USER, firstName="Eve", lastName="Error", package="basic"),
+        bwtest.sub_provision(EMAIL_USER, firstName="Val", lastName="Idate", package="basic",
+                             email="val@acme.example"),
     ]
     out = [bwtest.event_record(e) for e in recs]
     out.append(("broken@acme.sp.com", '{"eventId": "demo-broken", "type": "workspace.provision"'))
@@ -66,6 +75,10 @@ def main():
         print("Webex API simulator:             %s" % sim.base_url)
         d.wait_ready(60)
         sim.subscriber_settings(delay_ms=1000)  # Webex takes a second per subscriber
+        sim.subscriber_outcomes({
+            ERROR_USER: {"status": "error", "errors": [
+                {"errorCode": 1001, "description": "License assignment failed"}]},
+            EMAIL_USER: {"status": "pending_email_validation"}})
         print("bwprovd is READY (pid %d); producing events ..." % d.pid)
         recs = events()
         t0 = time.monotonic()
@@ -75,6 +88,12 @@ def main():
         print("\n%d events, %d results in %.1f s:\n" % (len(recs), len(results),
                                                        time.monotonic() - t0))
         table(results)
+        print("\nbwprovd's log for the subscriber 95547322@sp.com (asynchronous: polled):")
+        for line in d.log_lines():
+            rec = bwtest.parse_logfmt(line)
+            if rec.get("msg", "").startswith("subscriber.provision 95547322@sp.com"):
+                msg = re.sub(r"(Y2lz[A-Za-z0-9_-]{12})[A-Za-z0-9_-]+", r"\1…", rec["msg"])
+                print("  %s  %s" % (rec.get("ts", "")[11:23], msg))
         dlq = mk.consume(bwtest.TOPIC_DLQ)
         print("\nDead-letter topic: %d record(s)" % len(dlq))
         for m in dlq:

@@ -614,12 +614,15 @@ class WebSim:
         is due (transitions due are applied first)."""
         return self._admin("GET", "/_sim/subscribers")
 
-    def subscriber_settings(self, delay_ms=None, sync=None, error_share=None, max_count=None):
+    def subscriber_settings(self, delay_ms=None, sync=None, error_share=None, max_count=None,
+                            delay_jitter_ms=None):
         """Set the subscriber fault settings that are given (None: unchanged):
         ``subscriberDelayMs``, ``subscriberSync``, ``subscriberErrorShare``,
-        ``subscriberMax``. Returns the new settings."""
+        ``subscriberMax``, ``subscriberDelayJitterMs``. Returns the new
+        settings."""
         keys = {"subscriberDelayMs": delay_ms, "subscriberSync": sync,
-                "subscriberErrorShare": error_share, "subscriberMax": max_count}
+                "subscriberErrorShare": error_share, "subscriberMax": max_count,
+                "subscriberDelayJitterMs": delay_jitter_ms}
         return self.faults({k: v for k, v in keys.items() if v is not None})
 
     def subscriber_outcomes(self, outcomes):

@@ -36,6 +36,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 
@@ -365,6 +366,8 @@ class RealKafka:
             if name == bwtest.TOPIC_STATE:
                 cfg.update({"cleanup.policy": "compact"}, **self.state_config)
             self.create_topic(name, parts, cfg, record=False)
+        sys.stderr.write("realkafka: Apache Kafka %s, %d broker(s) at %s\n"
+                         % (self.version, self.brokers, self.bootstrap))
         return self
 
     def _tool_class(self, name):

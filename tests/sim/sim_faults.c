@@ -72,6 +72,7 @@ struct flt_settings {
     struct flt_script *script;
     size_t n_script;
     unsigned sub_delay_ms;
+    unsigned sub_delay_jitter_ms; /* each subscriber's delay: + 0..this, at random */
     bool sub_sync;
     double sub_error_share;
     unsigned sub_max;
@@ -546,6 +547,8 @@ static bool flt_parse_sub_key(struct flt_parse *p, const char *k, json_object *v
 {
     if (strcmp(k, "subscriberDelayMs") == 0) {
         *ok = flt_get_uint(p, k, v, FLT_MAX_MS, &s->sub_delay_ms);
+    } else if (strcmp(k, "subscriberDelayJitterMs") == 0) {
+        *ok = flt_get_uint(p, k, v, FLT_MAX_MS, &s->sub_delay_jitter_ms);
     } else if (strcmp(k, "subscriberSync") == 0) {
         *ok = flt_get_bool(p, k, v, &s->sub_sync);
     } else if (strcmp(k, "subscriberErrorShare") == 0) {
@@ -755,9 +758,10 @@ static void faults_dump_subs(struct sbuf *out, const struct flt_settings *s)
     bool first = true;
 
     sbuf_printf(out,
-                ",\"subscriberDelayMs\":%u,\"subscriberSync\":%s,\"subscriberErrorShare\":%g,"
-                "\"subscriberMax\":%u,\"subscriberOutcome\":{",
-                s->sub_delay_ms, s->sub_sync ? "true" : "false", s->sub_error_share, s->sub_max);
+                ",\"subscriberDelayMs\":%u,\"subscriberDelayJitterMs\":%u,\"subscriberSync\":%s,"
+                "\"subscriberErrorShare\":%g,\"subscriberMax\":%u,\"subscriberOutcome\":{",
+                s->sub_delay_ms, s->sub_delay_jitter_ms, s->sub_sync ? "true" : "false",
+                s->sub_error_share, s->sub_max);
     while (s->outcomes != NULL && smap_next(s->outcomes, &pos, &key, &val)) {
         const struct flt_outcome *o = val;
         if (!first)
@@ -905,7 +909,8 @@ void faults_retry_after_slack(unsigned *grace_ms, unsigned *tol_ms)
 void faults_sub_config(struct sub_config *c)
 {
     pthread_mutex_lock(&flt.mu);
-    c->delay_us = (uint64_t)flt.set.sub_delay_ms * 1000u;
+    c->delay_us = (uint64_t)flt.set.sub_delay_ms * 1000u +
+                  rng_below((uint64_t)flt.set.sub_delay_jitter_ms * 1000u + 1);
     c->sync = flt.set.sub_sync;
     c->max = flt.set.sub_max;
     pthread_mutex_unlock(&flt.mu);
