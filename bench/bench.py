@@ -140,7 +140,11 @@ FULL = dict(
     state_partitions_real=12,
     subscriber_pending=10000,
     subscriber_rate=1000,
-    subscriber_delay_ms=20000,
+    # Long enough for all POSTs to go out while the first ones are still
+    # pending: 10,000 POSTs and their polls (2, 6, 14, 30 s after each)
+    # share the 1,000/s limit, about 40 s in all. At 20 s the first
+    # subscribers were final before the last POST.
+    subscriber_delay_ms=120000,
     latency_point=(50, 256),
     latency_s=10.0,
     latency_warmup_s=1.0,
@@ -770,6 +774,13 @@ class Rig:
         self.sim.stop()
         self.mk.stop()
 
+    def stop_daemons(self):
+        """Stop the daemons spawned so far (the cluster and simulator stay)."""
+        for d in self.daemons:
+            d.stop(timeout=30)
+            d.close()
+        self.daemons = []
+
     def __enter__(self):
         return self
 
@@ -1301,10 +1312,7 @@ def scenario_state(ctx):
             say("state run %d: %d workspaces loaded in %.1f s (empty table: %.1f s), "
                 "RSS %.1f vs %.1f MiB: %.0f bytes per workspace", rep + 1, n, load_with,
                 load_without, r["rss_with_mib"], r["rss_without_mib"], r["bytes_per_workspace"])
-            for d in (dw, do):
-                d.stop(timeout=30)
-                d.close()
-            rig.daemons = []
+            rig.stop_daemons()
     finally:
         rig.stop()
     return {"machine": ctx.machine, "records": n, "state_partitions": p["state_partitions"],
@@ -1366,10 +1374,7 @@ def scenario_state_real(ctx):
             say("state-real run %d: %d loaded in %.1f s (empty table: %.1f s), peak RSS "
                 "%.1f MiB (empty table %.1f MiB)", rep + 1, n, load_with, load_without,
                 mw["hwm"] / MIB, mo["hwm"] / MIB)
-            for d in (dw, do):
-                d.stop(timeout=30)
-                d.close()
-            rig.daemons = []
+            rig.stop_daemons()
     finally:
         rig.stop()
     return {"machine": ctx.machine, "records": n, "state_partitions": parts,

@@ -1505,8 +1505,14 @@ def _message(obj):
 
 
 def _consume_once(bootstrap, topic, timeout, partition, offset):
+    # kcat -e stops a partition at its first end-of-partition event, and
+    # librdkafka reports that only for a fetch that came back empty. With
+    # the default fetch.wait.max.ms (500) the broker holds each fetch until
+    # new data arrives, so a partition written to more often than every
+    # 500 ms never reports its end and kcat never exits (seen on CI with
+    # results flowing at 200 a second). A 10 ms wait needs only a 10 ms gap.
     argv = [_kcat(), "-C", "-b", bootstrap, "-t", topic, "-o", str(offset), "-e", "-J",
-            "-q", "-m", "5"]
+            "-q", "-m", "5", "-X", "fetch.wait.max.ms=10"]
     if partition is not None:
         argv += ["-p", str(int(partition))]
     r = _kcat_run(argv, None, timeout, "consume %s" % topic)
