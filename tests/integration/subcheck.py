@@ -8,6 +8,7 @@ issue "BroadWorks subscribers" (SPEC §2b).
 import json
 import os
 import sys
+import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -24,6 +25,22 @@ FINAL = {"provisioned", "error", "pending_email_input", "pending_email_validatio
 def sub_requests(sim):
     """Every recorded request to the subscribers API, in completion order."""
     return [r for r in sim.all_requests() if r.get("path", "").startswith(SUB_PATH)]
+
+
+def run_daemon(ck, mk, sim, events, ids, timeout):
+    """One daemon with the defaults takes ``events``; returns every result
+    (read a second after each of ``ids`` had one, so a duplicate would
+    show) and every request the simulator received meanwhile. Checks a
+    clean stop."""
+    seq0 = mapcheck.last_seq(sim)
+    with bwtest.Daemon(mk.bootstrap, sim) as d:
+        d.wait_ready(60)
+        mk.produce(bwtest.TOPIC_EVENTS, [bwtest.event_record(e) for e in events], timeout=60)
+        scenario.wait_results(mk, ids, timeout)
+        time.sleep(1.0)  # a duplicate result would show by now
+        results = scenario.parse_results(mk.consume(bwtest.TOPIC_RESULTS))
+        ck.check("clean stop", d.stop() == 0, d.log_tail(5))
+    return results, sim.all_requests(since=seq0)
 
 
 def sim_by_user(sim):

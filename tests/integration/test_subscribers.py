@@ -175,15 +175,7 @@ def main():
         pre = {b["userId"]: direct_post(sim, b)["id"] for b in before}
         sim.subscriber_settings(sync=False, delay_ms=SIM_DELAY_MS)
         sim.subscriber_outcomes(outcomes)
-        seq0 = subcheck.mapcheck.last_seq(sim)
-        with bwtest.Daemon(mk.bootstrap, sim) as d:
-            d.wait_ready(60)
-            mk.produce(bwtest.TOPIC_EVENTS, [bwtest.event_record(e) for e in events], timeout=60)
-            results = scenario.wait_results(mk, list(expect), 120)
-            time.sleep(1.0)  # a duplicate result would show by now
-            results = scenario.parse_results(mk.consume(bwtest.TOPIC_RESULTS))
-            ck.check("clean stop", d.stop() == 0, d.log_tail(5))
-        reqs = [r for r in sim.all_requests(since=seq0)]
+        results, reqs = subcheck.run_daemon(ck, mk, sim, events, list(expect), 120)
         subs = subcheck.sim_by_user(sim)
         st = sim.stats()
 
