@@ -954,8 +954,13 @@ class Daemon:
             if "\n" in v or "#" in v:
                 raise ValueError("config value for %s contains '#' or a newline" % k)
             lines.append("%s = %s" % (k, v))
-        with open(self.config_path, "w") as f:
+        # Replaced whole, never truncated in place: check_config() writes it
+        # again while the daemon may be reading it at start (a daemon once
+        # read a half-written file and exited 78 on CI).
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
             f.write("\n".join(lines) + "\n")
+        os.replace(tmp, self.config_path)
         return self.config_path
 
     def argv(self, *extra):
