@@ -13,7 +13,7 @@ topic and Prometheus has scraped it, its HTTP API (/api/v1/query) must give:
 
 * up == 1 for the job; bwprovd_kafka_up, bwprovd_webex_up, auth_ok 1;
 * events by outcome 25 succeeded, 1 failed, 2 rejected; errors by kind
-  permanent 1, invalid 2;
+  permanent 1, invalid 2; both the same as the results topic counts them;
 * requests by method and code: POST 200 x22, 429, 503, 400 once each,
   PUT 200 x2, DELETE 204 x1; the duration histogram counts the same;
 * one 429 Retry-After wait of about a second;
@@ -24,6 +24,7 @@ A raw scrape passes `promtool check metrics` with nothing to say; anything
 but GET /metrics is 404. Finally a second bwprovd whose metrics.listen is
 taken exits 78 at once, naming the address. Every wait is bounded; every
 process is stopped, also on failure."""
+import collections
 import json
 import os
 import shutil
@@ -129,8 +130,19 @@ FAULTS = {
 }
 
 
-def check_scraped(prom):
-    """What Prometheus scraped matches what the workload did."""
+def topic_counts(mk):
+    """Outcomes and error kinds as the results topic counts them."""
+    outcomes, kinds = collections.Counter(), collections.Counter()
+    for r in scenario.parse_results(mk.consume(bwtest.TOPIC_RESULTS)):
+        outcomes[r["outcome"]] += 1
+        if r.get("error"):
+            kinds[r["error"]["kind"]] += 1
+    return dict(outcomes), dict(kinds)
+
+
+def check_scraped(prom, mk):
+    """What Prometheus scraped matches what the workload did, and the
+    results topic's counts."""
     v = prom.value
     assert v('up{job="bwprovd"}') == 1
     for name in ("bwprovd_kafka_up", "bwprovd_webex_up", "bwprovd_webex_auth_ok"):
@@ -139,6 +151,9 @@ def check_scraped(prom):
     assert outcomes == {"succeeded": 25, "failed": 1, "rejected": 2}, outcomes
     kinds = {m["kind"]: x for m, x in prom.query("bwprovd_event_errors_total > 0")}
     assert kinds == {"permanent": 1, "invalid": 2}, kinds
+    on_topic = topic_counts(mk)
+    assert on_topic == (outcomes, kinds), "results topic %s, Prometheus %s" % (
+        on_topic, (outcomes, kinds))
     reqs = {(m["method"], m["code"]): x for m, x in prom.query("bwprovd_webex_requests_total")}
     want = {("POST", "200"): 22, ("POST", "429"): 1, ("POST", "503"): 1, ("POST", "400"): 1,
             ("PUT", "200"): 2, ("DELETE", "204"): 1}
@@ -222,7 +237,7 @@ def main():
                               prom.value("bwprovd_webex_refresh_token_expires_in_seconds") and
                               prom.value("sum(bwprovd_kafka_consumer_lag_messages)") == 0,
                               timeout=30, interval=0.5, desc="Prometheus scraping the outcome")
-            check_scraped(prom)
+            check_scraped(prom, mk)
             check_raw("http://" + target)
             check_taken(mk, sim, port)
             rc = d.stop()
