@@ -1616,10 +1616,11 @@ def kafka_floor(ctx, rig, rate, secs):
 
 
 def window_max(times_us, width_us):
-    """Most requests whose recvUs fall in any window of width_us."""
+    """Most requests whose recvUs fall in any half-open window of width_us
+    (a request exactly width_us after another is in the next window)."""
     best, j = 0, 0
     for i, t in enumerate(times_us):
-        while times_us[j] < t - width_us:
+        while times_us[j] <= t - width_us:
             j += 1
         best = max(best, i - j + 1)
     return best

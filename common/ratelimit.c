@@ -1,12 +1,16 @@
 /* ratelimit: see ratelimit.h. */
 #include "ratelimit.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
 #define US 1000000.0
 #define RECOVER_PER_S 0.10 /* of the ceiling, per second without a 429 */
+/* Start times kept for the one-second window; above this rate only the
+ * bucket limits (its burst adds at most a tenth). */
+#define WINDOW_MAX 100000
 
 struct rl {
     pthread_mutex_t lock;
@@ -19,7 +23,33 @@ struct rl {
     /* demand over the current and previous one-second windows */
     int64_t win_start_us;
     double win_count, prev_count;
+    /* start times of the last `cap` requests granted, oldest overwritten
+     * first: no second may hold more than the allowed rate, which the
+     * bucket's burst alone would let pass by a tenth */
+    int64_t *starts;
+    size_t cap, head, count;
 };
+
+/* Room for the start times of a second at `rate`; 0 on success. On
+ * failure the old room is kept and the window checks what it can. */
+static int window_reserve(struct rl *r, double rate)
+{
+    if (!(rate > 0))
+        return 0;
+    size_t need = rate > WINDOW_MAX ? WINDOW_MAX : (size_t)ceil(rate);
+    if (need <= r->cap)
+        return 0;
+    int64_t *v = malloc(need * sizeof(*v));
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < r->count; i++) /* oldest first */
+        v[i] = r->starts[(r->head + r->cap - r->count + i) % r->cap];
+    free(r->starts);
+    r->starts = v;
+    r->head = r->count % need;
+    r->cap = need;
+    return 0;
+}
 
 struct rl *rl_new(double rate, int64_t now_us)
 {
@@ -31,6 +61,10 @@ struct rl *rl_new(double rate, int64_t now_us)
     r->configured = r->allowed = r->ceiling = rate;
     r->tokens = rate > 0 ? 1 : 0;
     r->last_us = r->recover_us = r->win_start_us = now_us;
+    if (window_reserve(r, rate) != 0) {
+        rl_free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -39,6 +73,7 @@ void rl_free(struct rl *r)
     if (!r)
         return;
     pthread_mutex_destroy(&r->lock);
+    free(r->starts);
     free(r);
 }
 
@@ -100,6 +135,30 @@ static void refill(struct rl *r, int64_t now)
     r->last_us = now;
 }
 
+/* How long until the last second holds fewer than ceil(allowed) starts;
+ * 0 when it does now (or when the window has no room for that rate). */
+static int64_t window_wait(const struct rl *r, int64_t now)
+{
+    if (r->allowed <= 0 || r->allowed > (double)r->cap)
+        return 0;
+    size_t n = (size_t)ceil(r->allowed);
+    if (r->count < n)
+        return 0;
+    int64_t nth = r->starts[(r->head + r->cap - n) % r->cap]; /* n-th latest */
+    int64_t free_at = nth + (int64_t)US;
+    return free_at > now ? free_at - now : 0;
+}
+
+static void window_add(struct rl *r, int64_t now)
+{
+    if (r->cap == 0)
+        return;
+    r->starts[r->head] = now;
+    r->head = (r->head + 1) % r->cap;
+    if (r->count < r->cap)
+        r->count++;
+}
+
 int64_t rl_acquire(struct rl *r, int64_t now_us)
 {
     int64_t wait = 0;
@@ -107,12 +166,16 @@ int64_t rl_acquire(struct rl *r, int64_t now_us)
     observe(r, now_us);
     recover(r, now_us);
     refill(r, now_us);
-    if (r->allowed <= 0 || r->tokens >= 1) {
+    if (r->allowed > 0 && r->tokens < 1)
+        wait = (int64_t)((1 - r->tokens) / r->allowed * US) + 1;
+    int64_t w = window_wait(r, now_us);
+    if (w > wait)
+        wait = w;
+    if (wait == 0) {
         if (r->allowed > 0)
             r->tokens -= 1;
         r->win_count += 1;
-    } else {
-        wait = (int64_t)((1 - r->tokens) / r->allowed * US) + 1;
+        window_add(r, now_us);
     }
     pthread_mutex_unlock(&r->lock);
     return wait;
@@ -138,6 +201,7 @@ void rl_set_rate(struct rl *r, double rate, int64_t now_us)
     pthread_mutex_lock(&r->lock);
     refill(r, now_us);
     bool slowed = r->allowed > 0 && r->allowed < r->ceiling;
+    (void)window_reserve(r, rate); /* no room: the bucket alone limits */
     r->configured = rate;
     r->ceiling = rate;
     if (!slowed || rate == 0 || r->allowed > rate)

@@ -11,6 +11,11 @@
  *  - when unlimited, the limit is lifted after a quiet second back at the
  *    rate that drew the 429 (a further 429 halves it again).
  *
+ * The bucket's burst (a tenth of a second's worth) smooths the start of a
+ * run; the start times of the last second's requests (up to 100,000 a
+ * second) keep any one-second window at or under the allowed rate, which
+ * the burst alone would exceed by a tenth.
+ *
  * Time is passed in (µs, monotonic) so the policy is unit-testable.
  * Thread-safe (a mutex; calls are O(1)). */
 #ifndef BWPROVD_RATELIMIT_H

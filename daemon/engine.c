@@ -790,9 +790,12 @@ static int64_t send_blocked(struct engine *e, int64_t now)
         int64_t gate = gate_us(e);
         if (gate > now)
             return gate;
-        int64_t wait = rl_acquire(e->a->rl, now);
+        /* the time of this very send: the limiter keeps start times, and
+         * the loop's `now` may be late by the work done since */
+        int64_t t = app_now_us();
+        int64_t wait = rl_acquire(e->a->rl, t);
         if (wait > 0)
-            return now + wait;
+            return t + wait;
         send_or_fail(e, jobq_pop(&e->blocked));
     }
     return INT64_MAX;

@@ -33,6 +33,39 @@ static void configured_rate(void)
     rl_free(r);
 }
 
+/* A client that waits until the bucket is full, then asks as fast as the
+ * limiter lets it (every 100 µs at most): no one-second window may hold
+ * more than the rate, though the bucket alone would grant its burst on top,
+ * and over three seconds the rate is still reached. */
+static void no_second_above_the_rate(void)
+{
+    enum { RATE = 1000, SECS = 3 };
+    static int64_t at[RATE * SECS + 200];
+    struct rl *r = rl_new(RATE, 0);
+    long n = 0;
+    for (int64_t t = S / 2; t < S / 2 + SECS * S && n < (long)(sizeof(at) / sizeof(at[0]));) {
+        int64_t wait = rl_acquire(r, t);
+        if (wait == 0)
+            at[n++] = t;
+        t += wait == 0 ? 100 : wait;
+    }
+    long worst = 0;
+    for (long i = 0, j = 0; i < n; i++) {
+        while (at[i] - at[j] >= S)
+            j++;
+        if (i - j + 1 > worst)
+            worst = i - j + 1;
+    }
+    CHECK_WHY(worst <= RATE, "most requests started in one second");
+    CHECK(n >= RATE * SECS - 5);
+    /* a lower rate on SIGHUP, then a 429: the window follows */
+    rl_set_rate(r, 100, 10 * S);
+    CHECK(granted(r, 10 * S, 1) <= 100);
+    rl_penalize(r, 12 * S);
+    CHECK(granted(r, 12 * S, 1) <= 50);
+    rl_free(r);
+}
+
 static void halves_and_recovers(void)
 {
     struct rl *r = rl_new(100, 0);
@@ -77,6 +110,7 @@ static void unlimited_comes_back(void)
 int main(void)
 {
     configured_rate();
+    no_second_above_the_rate();
     halves_and_recovers();
     unlimited_comes_back();
     return check_done();
