@@ -449,19 +449,26 @@ static void subs_unindex(struct sub_rec *r)
 /* ------------------------------------------------------------------------ */
 /* operations                                                                */
 
-int subs_init(void)
+/* An empty store (what it held is the caller's to free); the creation
+ * sequence goes on. */
+static void subs_empty(void)
 {
-    if (pthread_mutex_init(&subs.mu, NULL) != 0)
-        return -1;
     smap_init(&subs.by_id);
     smap_init(&subs.by_user);
     subs.ord = NULL;
     subs.ord_len = subs.ord_cap = subs.ord_dead = 0;
     subs.heap = NULL;
     subs.heap_len = subs.heap_cap = 0;
-    subs.next_seq = 1;
     subs.created_total = 0;
     memset(subs.by_status, 0, sizeof subs.by_status);
+}
+
+int subs_init(void)
+{
+    if (pthread_mutex_init(&subs.mu, NULL) != 0)
+        return -1;
+    subs_empty();
+    subs.next_seq = 1;
     return 0;
 }
 
@@ -789,14 +796,7 @@ void subs_reset(void)
     ord = subs.ord;
     ord_len = subs.ord_len;
     heap = subs.heap;
-    smap_init(&subs.by_id);
-    smap_init(&subs.by_user);
-    subs.ord = NULL;
-    subs.ord_len = subs.ord_cap = subs.ord_dead = 0;
-    subs.heap = NULL;
-    subs.heap_len = subs.heap_cap = 0;
-    subs.created_total = 0;
-    memset(subs.by_status, 0, sizeof subs.by_status);
+    subs_empty();
     pthread_mutex_unlock(&subs.mu);
     subs_free_all(ord, ord_len);
     smap_free(&by_id);
